@@ -1,0 +1,1 @@
+"""Flowersec tunnel: the untrusted rendezvous daemon and its issuer tools."""
