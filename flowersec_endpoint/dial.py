@@ -1,0 +1,100 @@
+"""Opening the WebSocket and sending the attach, with api.md's error codes.
+
+Both roles dial the same way (Origin header, connect timeout, no WebSocket
+pings, no compression, 1 MiB messages), so the connecting client and the
+serving endpoint's tunnel attach share this code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
+from flowersec_endpoint.options import Options
+
+
+class Dialed:
+    """An open WebSocket plus the HTTP session that owns it (if we made one)."""
+
+    __slots__ = ("_own_session", "session", "ws")
+
+    def __init__(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        session: aiohttp.ClientSession,
+        own_session: bool,
+    ) -> None:
+        self.ws = ws
+        self.session = session
+        self._own_session = own_session
+
+    async def close(self) -> None:
+        """Close the socket, then the session if it was created for it."""
+        try:
+            await self.ws.close()
+        finally:
+            if self._own_session:
+                await self.session.close()
+
+
+async def dial(path: Path, url: str, origin: str, options: Options) -> Dialed:
+    """Open the WebSocket within the connect timeout (api.md §2.1 step 10).
+
+    The resolved Origin overrides any ``Origin`` in the extra headers.
+    """
+    headers = {k: v for k, v in options.headers.items() if k.lower() != "origin"}
+    headers["Origin"] = origin
+    own = options.http_session is None
+    session = options.http_session or aiohttp.ClientSession()
+    try:
+        async with asyncio.timeout(options.connect_timeout):
+            ws = await session.ws_connect(
+                url,
+                headers=headers,
+                autoping=True,
+                heartbeat=None,
+                compress=0,
+                max_msg_size=options.max_record_bytes,
+                ssl=True if options.ssl is None else options.ssl,
+            )
+    except TimeoutError as exc:
+        await _close_own(session, own)
+        raise FlowersecError(
+            path, Stage.CONNECT, Code.TIMEOUT, "websocket connect timed out", exc
+        ) from exc
+    except asyncio.CancelledError:
+        await _close_own(session, own)
+        raise
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        await _close_own(session, own)
+        raise FlowersecError(
+            path, Stage.CONNECT, Code.DIAL_FAILED, f"websocket dial failed: {exc}", exc
+        ) from exc
+    return Dialed(ws, session, own)
+
+
+async def _close_own(session: aiohttp.ClientSession, own: bool) -> None:
+    if own:
+        await session.close()
+
+
+async def send_attach(
+    dialed: Dialed, message: str, timeout: float | None, path: Path = Path.TUNNEL
+) -> None:
+    """Send the attach as one text message (api.md §2.1 step 11).
+
+    The message carries the bearer token, so errors never quote it.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await dialed.ws.send_str(message)
+    except TimeoutError as exc:
+        raise FlowersecError(
+            path, Stage.ATTACH, Code.TIMEOUT, "sending the attach timed out", exc
+        ) from exc
+    except (aiohttp.ClientError, OSError, ConnectionError, RuntimeError) as exc:
+        raise FlowersecError(
+            path, Stage.ATTACH, Code.ATTACH_FAILED, "sending the attach failed", exc
+        ) from exc
