@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from flowersec_endpoint.errors import Code, Stage
+from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 
 
 class E2EEError(Exception):
@@ -55,3 +55,18 @@ class RecordError(E2EEError):
 def handshake_failed(message: str) -> E2EEError:
     """Build the catch-all handshake error of e2ee.md §14."""
     return E2EEError(Stage.HANDSHAKE, Code.HANDSHAKE_FAILED, message)
+
+
+class SecureChannelError(FlowersecError):
+    """A secure channel ended by a failure; :attr:`reason` says which one."""
+
+    def __init__(
+        self,
+        path: Path,
+        code: Code,
+        reason: RecordFailure,
+        message: str = "",
+        cause: BaseException | None = None,
+    ) -> None:
+        super().__init__(path, Stage.SECURE, code, message or str(reason), cause)
+        self.reason = reason

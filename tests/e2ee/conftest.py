@@ -42,3 +42,57 @@ def scripted() -> Callable[[Iterable[bytes]], ScriptedRandom]:
 @pytest.fixture
 def psk() -> bytes:
     return PSK
+
+
+CHANNEL_ID = "chan_test"
+INIT_EXP = 4_000_000_000
+
+
+@pytest.fixture
+def channel_id() -> str:
+    return CHANNEL_ID
+
+
+@pytest.fixture
+def pair_up() -> Callable[..., Any]:
+    """Run both handshakes concurrently over two transports; return channels."""
+    import asyncio
+
+    from flowersec_endpoint.e2ee.channel import client_handshake, server_handshake
+
+    async def run(
+        client_tr: Any,
+        server_tr: Any,
+        *,
+        suite: int = 1,
+        client_psk: bytes = PSK,
+        server_kwargs: dict[str, Any] | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+    ) -> tuple[Any, Any]:
+        server = asyncio.ensure_future(
+            server_handshake(
+                server_tr,
+                **(
+                    {
+                        "psk": PSK,
+                        "channel_id": CHANNEL_ID,
+                        "init_exp": INIT_EXP,
+                        "suite": suite,
+                    }
+                    | (server_kwargs or {})
+                ),
+            )
+        )
+        client = asyncio.ensure_future(
+            client_handshake(
+                client_tr,
+                **(
+                    {"psk": client_psk, "channel_id": CHANNEL_ID, "suite": suite}
+                    | (client_kwargs or {})
+                ),
+            )
+        )
+        results = await asyncio.gather(client, server, return_exceptions=True)
+        return results[0], results[1]
+
+    return run

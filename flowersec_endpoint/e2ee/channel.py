@@ -1,0 +1,408 @@
+"""Asyncio layer: handshakes over a transport, and the secure channel.
+
+Thin by design: the protocol lives in the sans-I/O core; this module owns
+the transport, the locks that keep records in order, the handshake timeout
+and the keepalive task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+
+from flowersec_endpoint.e2ee.cache import HandshakeCache
+from flowersec_endpoint.e2ee.constants import (
+    DEFAULT_CLOCK_SKEW,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_HANDSHAKE_PAYLOAD,
+    DEFAULT_MAX_RECORD_BYTES,
+    RecordFlags,
+    Suite,
+)
+from flowersec_endpoint.e2ee.errors import (
+    E2EEError,
+    RecordError,
+    RecordFailure,
+    SecureChannelError,
+)
+from flowersec_endpoint.e2ee.handshake import (
+    ClientConfig,
+    ClientHandshake,
+    Clock,
+    ServerConfig,
+    ServerHandshake,
+)
+from flowersec_endpoint.e2ee.keyschedule import Random
+from flowersec_endpoint.e2ee.records import RecordLayer
+from flowersec_endpoint.encoding import DecodeError, b64u_decode
+from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
+from flowersec_endpoint.transport import (
+    CLOSE_NORMAL,
+    CLOSE_PROTOCOL_ERROR,
+    MessageTransport,
+    TransportClosed,
+    TransportError,
+    UnexpectedMessage,
+)
+
+log = logging.getLogger(__name__)
+
+
+class SecureChannel:
+    """An established E2EE channel: app records in, app records out.
+
+    :meth:`read` returns one app record's plaintext at a time and reads the
+    transport only when called, so nothing is buffered ahead of the consumer.
+    Ping and rekey records are handled inside. Any record failure ends the
+    channel: the transport is closed (1002) and every later call raises the
+    same :class:`SecureChannelError`. A transport closed with code 1000 is a
+    clean end of stream (``read()`` returns ``b""``); any other closure is a
+    failure with reason ``transport_closed``.
+
+    A write cancelled while its frame is being handed to the transport ends
+    the channel too: the frame's sequence number is spent and the peer would
+    otherwise see a gap.
+    """
+
+    def __init__(
+        self,
+        transport: MessageTransport,
+        records: RecordLayer,
+        *,
+        path: Path = Path.DIRECT,
+        keepalive_interval: float = 0.0,
+    ) -> None:
+        if keepalive_interval < 0:
+            raise ValueError("keepalive_interval must not be negative")
+        self._transport = transport
+        self._records = records
+        self._path = path
+        self._read_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
+        self._ended = asyncio.Event()
+        self._end_error: FlowersecError | None = None
+        self._close_task: asyncio.Task[None] | None = None
+        self._keepalive: asyncio.Task[None] | None = None
+        if keepalive_interval > 0:
+            self._keepalive = asyncio.create_task(
+                self._keepalive_loop(keepalive_interval)
+            )
+
+    @property
+    def records(self) -> RecordLayer:
+        """The sans-I/O record state (sequence numbers, for diagnostics)."""
+        return self._records
+
+    @property
+    def closed(self) -> bool:
+        """True once the channel has ended, cleanly or not."""
+        return self._ended.is_set()
+
+    async def read(self) -> bytes:
+        """Next app record's plaintext; ``b""`` at a clean end of stream."""
+        async with self._read_lock:
+            while True:
+                if self._ended.is_set():
+                    if self._end_error is not None:
+                        raise self._end_error
+                    return b""
+                try:
+                    frame = await self._transport.recv()
+                except TransportClosed as exc:
+                    if self._ended.is_set() or exc.code == CLOSE_NORMAL:
+                        self._end(None)
+                        continue
+                    raise self._fail(RecordFailure.TRANSPORT_CLOSED, exc) from exc
+                except UnexpectedMessage as exc:
+                    raise self._fail(RecordFailure.TEXT_MESSAGE, exc) from exc
+                except TransportError as exc:
+                    raise self._fail(RecordFailure.TRANSPORT_CLOSED, exc) from exc
+                try:
+                    flags, plaintext = self._records.open(frame)
+                except RecordError as exc:
+                    raise self._fail(exc.reason, exc) from exc
+                if flags == RecordFlags.APP and plaintext:
+                    return plaintext
+
+    async def write(self, data: bytes) -> None:
+        """Send ``data`` as app records, none of another write in between."""
+        async with self._write_lock:
+            self._check_open(Code.NOT_CONNECTED)
+            for frame in self._records.seal_app(data):
+                await self._send(frame, Code.NOT_CONNECTED)
+
+    async def ping(self) -> None:
+        """Send one encrypted keepalive record (``secure/ping_failed``)."""
+        async with self._write_lock:
+            self._check_open(Code.PING_FAILED)
+            await self._send(self._records.seal_ping(), Code.PING_FAILED)
+
+    async def rekey(self) -> None:
+        """Switch the send key; the peer follows at the rekey record."""
+        async with self._write_lock:
+            self._check_open(Code.NOT_CONNECTED)
+            await self._send(self._records.seal_rekey(), Code.NOT_CONNECTED)
+
+    async def close(self) -> None:
+        """End the channel cleanly (close code 1000); idempotent."""
+        if not self._ended.is_set():
+            self._end(None)
+            self._close_task = asyncio.ensure_future(
+                self._transport.close(CLOSE_NORMAL, "")
+            )
+        await self.wait_closed()
+
+    async def wait_closed(self) -> BaseException | None:
+        """Wait for the end; return the failure, or ``None`` for a clean end."""
+        await self._ended.wait()
+        if self._close_task is not None:
+            with contextlib.suppress(TransportError):
+                await asyncio.shield(self._close_task)
+        return self._end_error
+
+    def _check_open(self, code: Code) -> None:
+        if not self._ended.is_set():
+            return
+        if code is Code.PING_FAILED or self._end_error is None:
+            reason = (
+                RecordFailure.CLOSED
+                if self._end_error is None
+                else getattr(self._end_error, "reason", RecordFailure.CLOSED)
+            )
+            raise SecureChannelError(
+                self._path, code, reason, "secure channel is closed", self._end_error
+            )
+        raise self._end_error
+
+    async def _send(self, frame: bytes, code: Code) -> None:
+        try:
+            await self._transport.send(frame)
+        except TransportError as exc:
+            if self._ended.is_set() and self._end_error is None:
+                raise SecureChannelError(
+                    self._path, code, RecordFailure.CLOSED, "closed", exc
+                ) from exc
+            reason = (
+                RecordFailure.PING_FAILED
+                if code is Code.PING_FAILED
+                else RecordFailure.TRANSPORT_CLOSED
+            )
+            raise self._fail(reason, exc, code) from exc
+        except asyncio.CancelledError as exc:
+            self._fail(RecordFailure.TRANSPORT_CLOSED, exc)
+            raise
+
+    def _fail(
+        self,
+        reason: RecordFailure,
+        cause: BaseException,
+        code: Code = Code.NOT_CONNECTED,
+    ) -> FlowersecError:
+        """End the channel with an error (first one wins) and close 1002."""
+        if self._ended.is_set():
+            if self._end_error is not None:
+                return self._end_error
+            return SecureChannelError(self._path, code, reason, cause=cause)
+        message = cause.message if isinstance(cause, E2EEError) else str(reason)
+        error = SecureChannelError(self._path, code, reason, message, cause)
+        self._records.fail(RecordError(reason, message))
+        self._end(error)
+        log.debug("secure_channel_failed reason=%s", reason)
+        self._close_task = asyncio.ensure_future(
+            self._transport.close(CLOSE_PROTOCOL_ERROR, "")
+        )
+        return error
+
+    def _end(self, error: FlowersecError | None) -> None:
+        if self._ended.is_set():
+            return
+        self._end_error = error
+        self._ended.set()
+        if (
+            self._keepalive is not None
+            and self._keepalive is not asyncio.current_task()
+        ):
+            self._keepalive.cancel()
+
+    async def _keepalive_loop(self, interval: float) -> None:
+        while not self._ended.is_set():
+            await asyncio.sleep(interval)
+            try:
+                await self.ping()
+            except FlowersecError:
+                return
+
+
+def _to_flowersec(path: Path, exc: BaseException) -> FlowersecError:
+    if isinstance(exc, FlowersecError):
+        return exc
+    if isinstance(exc, E2EEError):
+        return FlowersecError(path, exc.stage, exc.code, exc.message, exc)
+    if isinstance(exc, TimeoutError):
+        return FlowersecError(
+            path, Stage.HANDSHAKE, Code.TIMEOUT, "handshake timed out", exc
+        )
+    return FlowersecError(path, Stage.HANDSHAKE, Code.HANDSHAKE_FAILED, str(exc), exc)
+
+
+def _psk_bytes(psk: bytes | str, path: Path) -> bytes:
+    if isinstance(psk, bytes):
+        return psk
+    try:
+        return b64u_decode(psk, canonical=True)
+    except DecodeError as exc:
+        raise FlowersecError(
+            path, Stage.VALIDATE, Code.INVALID_PSK, "PSK is not base64url", exc
+        ) from exc
+
+
+def _check_timeout(timeout: float | None, path: Path) -> float | None:
+    if timeout is not None and timeout < 0:
+        raise FlowersecError(
+            path, Stage.VALIDATE, Code.INVALID_OPTION, "negative handshake timeout"
+        )
+    return timeout or None
+
+
+async def _abort(transport: MessageTransport, exc: BaseException) -> None:
+    """Close after a failed handshake; a transport already gone is fine."""
+    code = (
+        CLOSE_NORMAL
+        if isinstance(exc, asyncio.CancelledError)
+        else (CLOSE_PROTOCOL_ERROR)
+    )
+    try:
+        await transport.close(code, "")
+    except (TransportError, ConnectionError, RuntimeError) as close_exc:
+        log.debug("handshake_close_failed error=%r", close_exc)
+
+
+async def client_handshake(
+    transport: MessageTransport,
+    *,
+    psk: bytes | str,
+    channel_id: str,
+    suite: int = Suite.X25519_HKDF_SHA256_AES_256_GCM,
+    client_features: int = 0,
+    path: Path = Path.DIRECT,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+    max_handshake_payload: int = DEFAULT_MAX_HANDSHAKE_PAYLOAD,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    keepalive_interval: float = 0.0,
+    rng: Random = os.urandom,
+    clock: Clock = time.time,
+) -> SecureChannel:
+    """Run the initiator's handshake and return the established channel.
+
+    ``psk`` is raw bytes or its base64url text. A ``handshake_timeout`` of
+    ``None`` or 0 disables the timeout. Failures raise ``FlowersecError``
+    under ``path``; when the transport closed, ``cause`` is the
+    :class:`~flowersec_endpoint.transport.TransportClosed` carrying the
+    close reason (the tunnel's attach rejections). On failure the transport
+    is closed; cancellation propagates after closing it.
+    """
+    try:
+        machine = ClientHandshake(
+            ClientConfig(
+                psk=_psk_bytes(psk, path),
+                channel_id=channel_id,
+                suite=suite,
+                client_features=client_features,
+                max_handshake_payload=max_handshake_payload,
+                max_record_bytes=max_record_bytes,
+            ),
+            rng=rng,
+            clock=clock,
+        )
+    except E2EEError as exc:
+        raise _to_flowersec(path, exc) from exc
+    timeout = _check_timeout(handshake_timeout, path)
+    try:
+        async with asyncio.timeout(timeout):
+            await transport.send(machine.start())
+            while not machine.done:
+                reply = machine.receive(await transport.recv())
+                if reply is not None:
+                    await transport.send(reply)
+    except (E2EEError, TransportError, TimeoutError) as exc:
+        await _abort(transport, exc)
+        raise _to_flowersec(path, exc) from exc
+    except asyncio.CancelledError as exc:
+        await _abort(transport, exc)
+        raise
+    return SecureChannel(
+        transport,
+        machine.records,
+        path=path,
+        keepalive_interval=keepalive_interval,
+    )
+
+
+async def server_handshake(
+    transport: MessageTransport,
+    *,
+    psk: bytes | str,
+    channel_id: str,
+    init_exp: int,
+    suite: int = Suite.X25519_HKDF_SHA256_AES_256_GCM,
+    clock_skew: float = DEFAULT_CLOCK_SKEW,
+    server_features: int = 0,
+    cache: HandshakeCache | None = None,
+    first_message: bytes | None = None,
+    path: Path = Path.DIRECT,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+    max_handshake_payload: int = DEFAULT_MAX_HANDSHAKE_PAYLOAD,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    keepalive_interval: float = 0.0,
+    rng: Random = os.urandom,
+    clock: Clock = time.time,
+) -> SecureChannel:
+    """Run the responder's handshake and return the established channel.
+
+    ``first_message`` is an init already read by the caller (a server that
+    picked the PSK with :func:`~flowersec_endpoint.e2ee.peek_init`). Share a
+    ``cache`` between connections to honour init retries across them.
+    Errors, timeout and cancellation as in :func:`client_handshake`.
+    """
+    try:
+        machine = ServerHandshake(
+            ServerConfig(
+                psk=_psk_bytes(psk, path),
+                channel_id=channel_id,
+                init_exp=init_exp,
+                suite=suite,
+                clock_skew=clock_skew,
+                server_features=server_features,
+                max_handshake_payload=max_handshake_payload,
+                max_record_bytes=max_record_bytes,
+            ),
+            cache=cache,
+            rng=rng,
+            clock=clock,
+        )
+    except E2EEError as exc:
+        raise _to_flowersec(path, exc) from exc
+    timeout = _check_timeout(handshake_timeout, path)
+    try:
+        async with asyncio.timeout(timeout):
+            message = first_message
+            while not machine.done:
+                if message is None:
+                    message = await transport.recv()
+                await transport.send(machine.receive(message))
+                message = None
+    except (E2EEError, TransportError, TimeoutError) as exc:
+        await _abort(transport, exc)
+        raise _to_flowersec(path, exc) from exc
+    except asyncio.CancelledError as exc:
+        await _abort(transport, exc)
+        raise
+    return SecureChannel(
+        transport,
+        machine.records,
+        path=path,
+        keepalive_interval=keepalive_interval,
+    )

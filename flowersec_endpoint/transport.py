@@ -1,0 +1,178 @@
+"""Message transports: one binary WebSocket message per E2EE frame.
+
+The E2EE layer needs only "send one message, receive the next one, close",
+so it runs on :class:`MessageTransport`. :class:`WebSocketTransport` adapts an
+aiohttp WebSocket (client or server side); :func:`memory_pair` links two
+in-process endpoints for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Protocol
+
+import aiohttp
+from aiohttp import web
+
+CLOSE_NORMAL = 1000
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_UNSUPPORTED_DATA = 1003
+
+
+class TransportError(Exception):
+    """The transport can no longer carry E2EE frames."""
+
+
+class TransportClosed(TransportError):
+    """The connection is closed; ``code``/``reason`` come from the close frame.
+
+    ``code`` is ``None`` when the connection ended without a close frame (an
+    abnormal closure). The connect layer maps tunnel reason texts such as
+    ``invalid_token`` to attach errors from ``reason``.
+    """
+
+    def __init__(self, code: int | None, reason: str = "") -> None:
+        super().__init__(f"transport closed (code={code}, reason={reason!r})")
+        self.code = code
+        self.reason = reason
+
+
+class UnexpectedMessage(TransportError):
+    """A non-binary data message arrived where only binary ones are allowed."""
+
+
+class MessageTransport(Protocol):
+    """A bidirectional, ordered, message-preserving connection."""
+
+    async def send(self, data: bytes) -> None:
+        """Send ``data`` as one binary message."""
+
+    async def recv(self) -> bytes:
+        """Return the next binary message; raise :class:`TransportError`."""
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Close the connection; idempotent."""
+
+
+class WebSocketTransport:
+    """An aiohttp WebSocket (client or server side) as a message transport.
+
+    Use it once the attach text (tunnel path) has been sent: from then on a
+    text message is a protocol error, which closes the socket with 1003.
+    WebSocket pings and pongs are answered by aiohttp and never surface.
+    Only one task may call :meth:`recv` at a time (an aiohttp rule).
+    """
+
+    def __init__(
+        self, ws: aiohttp.ClientWebSocketResponse | web.WebSocketResponse
+    ) -> None:
+        self._ws = ws
+        self._closed: TransportClosed | None = None
+
+    @property
+    def websocket(self) -> aiohttp.ClientWebSocketResponse | web.WebSocketResponse:
+        """The wrapped socket."""
+        return self._ws
+
+    async def send_text(self, text: str) -> None:
+        """Send one text message (the tunnel attach, before any E2EE frame)."""
+        try:
+            await self._ws.send_str(text)
+        except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
+            raise self._closed_error() from exc
+
+    async def send(self, data: bytes) -> None:
+        if self._closed is not None:
+            raise self._closed
+        try:
+            await self._ws.send_bytes(data)
+        except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
+            raise self._closed_error() from exc
+
+    async def recv(self) -> bytes:
+        if self._closed is not None:
+            raise self._closed
+        msg = await self._ws.receive()
+        if msg.type is aiohttp.WSMsgType.BINARY:
+            data: bytes = msg.data
+            return data
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            await self.close(CLOSE_UNSUPPORTED_DATA, "")
+            raise UnexpectedMessage("text message on a binary-only transport")
+        if msg.type is aiohttp.WSMsgType.CLOSE:
+            self._closed = TransportClosed(msg.data, msg.extra or "")
+            raise self._closed
+        if msg.type is aiohttp.WSMsgType.ERROR:
+            self._closed = TransportClosed(self._ws.close_code, "")
+            raise self._closed from msg.data
+        raise self._closed_error()
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        if self._closed is None:
+            self._closed = TransportClosed(code, reason)
+        await self._ws.close(code=code, message=reason.encode("utf-8"))
+
+    def _closed_error(self) -> TransportClosed:
+        if self._closed is None:
+            self._closed = TransportClosed(self._ws.close_code, "")
+        return self._closed
+
+
+class MemoryTransport:
+    """One end of an in-process message pipe; see :func:`memory_pair`.
+
+    Each direction queues at most ``max_queued`` messages; a sender waits
+    when the peer's queue is full, as TCP backpressure would make it.
+    """
+
+    def __init__(self, max_queued: int) -> None:
+        self._inbox: deque[bytes] = deque()
+        self._max_queued = max_queued
+        self._changed = asyncio.Event()
+        self._closed: TransportClosed | None = None
+        self._peer: MemoryTransport = self
+
+    async def send(self, data: bytes) -> None:
+        peer = self._peer
+        while True:
+            if self._closed is not None:
+                raise self._closed
+            if len(peer._inbox) < self._max_queued:
+                break
+            peer._changed.clear()
+            await peer._changed.wait()
+        peer._inbox.append(bytes(data))
+        peer._changed.set()
+
+    async def recv(self) -> bytes:
+        while True:
+            if self._inbox:
+                data = self._inbox.popleft()
+                self._changed.set()
+                return data
+            if self._closed is not None:
+                raise self._closed
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        if self._closed is not None:
+            return
+        self._closed = TransportClosed(code, reason)
+        self._inbox.clear()
+        self._changed.set()
+        peer = self._peer
+        if peer._closed is None:
+            peer._closed = TransportClosed(code, reason)
+        peer._changed.set()
+
+
+def memory_pair(max_queued: int = 64) -> tuple[MemoryTransport, MemoryTransport]:
+    """Two connected in-memory transports (messages sent on one arrive on the
+    other, in order; closing either closes both, peer sees code and reason)."""
+    if max_queued <= 0:
+        raise ValueError("max_queued must be positive")
+    a, b = MemoryTransport(max_queued), MemoryTransport(max_queued)
+    a._peer, b._peer = b, a
+    return a, b
