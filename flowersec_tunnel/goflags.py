@@ -495,11 +495,13 @@ class GoFlagParser(argparse.ArgumentParser):
                 raise SystemExit(2) from None
             self.set_defaults(**{flag.name.replace("-", "_"): value})
 
-    def _normalise(self, argv: Sequence[str]) -> list[str]:
+    def _normalise(self, argv: Sequence[str]) -> tuple[list[str], list[str]]:
         """Rewrite every known flag into one ``--name=value`` token.
 
         That is what lets argparse accept Go's forms: a value that starts
-        with ``-``, ``-name value`` and bare boolean flags.
+        with ``-``, ``-name value`` and bare boolean flags. As in Go, flags
+        end at ``--`` or at the first non-flag argument; the arguments from
+        there on are returned separately.
         """
         result: list[str] = []
         index = 0
@@ -507,8 +509,9 @@ class GoFlagParser(argparse.ArgumentParser):
             token = argv[index]
             index += 1
             if token == "--":
-                result.extend(argv[index - 1 :])
-                break
+                return result, list(argv[index:])
+            if token == "-" or not token.startswith("-"):
+                return result, list(argv[index - 1 :])
             match = re.fullmatch(r"--?([^-=][^=]*)(?:=(.*))?", token, re.DOTALL)
             flag = self._flags.get(match.group(1)) if match else None
             if match is None or flag is None:
@@ -524,7 +527,7 @@ class GoFlagParser(argparse.ArgumentParser):
                 else:
                     self.error(f"flag needs an argument: -{flag.name}")
             result.append(f"--{flag.name}={value}")
-        return result
+        return result, []
 
     def parse_args(  # type: ignore[override]
         self,
@@ -534,13 +537,13 @@ class GoFlagParser(argparse.ArgumentParser):
         """Apply env defaults, then parse the flags (see module doc)."""
         self._env_defaults()
         argv = sys.argv[1:] if args is None else list(args)
-        parsed, extra = self.parse_known_args(self._normalise(argv), namespace)
-        for token in extra:
-            if token.startswith("-") and token not in ("-", "--"):
-                name = token.lstrip("-").split("=", 1)[0]
-                self.error(f"flag provided but not defined: -{name}")
-        if extra:
-            self.error(f"unexpected argument: {extra[-1]}")
+        flags, positionals = self._normalise(argv)
+        parsed, unknown = self.parse_known_args(flags, namespace)
+        if unknown:
+            name = unknown[0].lstrip("-").split("=", 1)[0]
+            self.error(f"flag provided but not defined: -{name}")
+        if positionals:
+            self.error(f"unexpected argument: {positionals[0]}")
         return parsed
 
     def format_help(self) -> str:
