@@ -1,0 +1,295 @@
+"""Handshake machines: validation order, time checks, cache and retries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from flowersec_endpoint.e2ee.cache import HandshakeCache
+from flowersec_endpoint.e2ee.constants import HandshakeType
+from flowersec_endpoint.e2ee.errors import E2EEError
+from flowersec_endpoint.e2ee.frames import decode_handshake, encode_handshake
+from flowersec_endpoint.e2ee.handshake import (
+    ClientConfig,
+    ClientHandshake,
+    ServerConfig,
+    ServerHandshake,
+    peek_init,
+)
+from flowersec_endpoint.errors import Code, Stage
+
+PSK = bytes(range(0x10, 0x30))
+T = 1_700_000_000
+
+
+def _server(**kw: Any) -> ServerHandshake:
+    cache = kw.pop("cache", None)
+    clock = kw.pop("clock", lambda: T + 0.5)
+    cfg: dict[str, Any] = {"psk": PSK, "channel_id": "c", "init_exp": T + 100} | kw
+    return ServerHandshake(ServerConfig(**cfg), cache=cache, clock=clock)
+
+
+def _client(**kw: Any) -> ClientHandshake:
+    clock = kw.pop("clock", lambda: T + 0.5)
+    cfg: dict[str, Any] = {"psk": PSK, "channel_id": "c"} | kw
+    return ClientHandshake(ClientConfig(**cfg), clock=clock)
+
+
+def _run(client: ClientHandshake, server: ServerHandshake) -> None:
+    ack = client.receive(server.receive(client.start()))
+    assert ack is not None
+    assert client.receive(server.receive(ack)) is None
+
+
+def _code(exc: pytest.ExceptionInfo[E2EEError]) -> tuple[Stage, Code]:
+    return exc.value.stage, exc.value.code
+
+
+@pytest.mark.parametrize("suite", [1, 2])
+def test_machines_agree(suite: int) -> None:
+    client, server = _client(suite=suite), _server(suite=suite)
+    _run(client, server)
+    assert client.done and server.done
+    assert server.records.send_seq == 2 and client.records.recv_seq == 2
+    assert client.records.send_seq == 1 and server.records.recv_seq == 1
+
+
+@pytest.mark.parametrize(
+    ("kw", "code"),
+    [
+        ({"channel_id": "", "init_exp": 0, "psk": b""}, Code.MISSING_CHANNEL_ID),
+        ({"init_exp": 0, "psk": b"", "suite": 9}, Code.MISSING_INIT_EXP),
+        ({"psk": b"short", "suite": 9}, Code.INVALID_PSK),
+        ({"suite": 0}, Code.INVALID_SUITE),
+    ],
+)
+def test_server_config_order(kw: dict[str, Any], code: Code) -> None:
+    with pytest.raises(E2EEError) as info:
+        _server(**kw)
+    assert _code(info) == (Stage.VALIDATE, code)
+
+
+@pytest.mark.parametrize(("offset", "ok"), [(-30, False), (-29, True), (30, True)])
+def test_skew_window(offset: int, ok: bool) -> None:
+    client = _client(clock=lambda: T + 0.5 + offset)
+    server = _server()
+    ack = client.receive(server.receive(client.start()))
+    assert ack is not None
+    if ok:
+        server.receive(ack)
+        assert server.done
+    else:
+        with pytest.raises(E2EEError) as info:
+            server.receive(ack)
+        assert info.value.code is Code.TIMESTAMP_OUT_OF_SKEW
+
+
+def test_skew_upper_edge_rejected() -> None:
+    client = _client(clock=lambda: T + 31.5)
+    server = _server()
+    ack = client.receive(server.receive(client.start()))
+    assert ack is not None
+    with pytest.raises(E2EEError) as info:
+        server.receive(ack)
+    assert info.value.code is Code.TIMESTAMP_OUT_OF_SKEW
+
+
+def test_fractional_skew_rounds_up() -> None:
+    client = _client(clock=lambda: T + 2.5)
+    server = _server(clock_skew=1.5)
+    ack = client.receive(server.receive(client.start()))
+    assert ack is not None
+    server.receive(ack)
+    assert server.done
+
+
+def test_init_exp_bound() -> None:
+    client, server = _client(), _server(init_exp=T - 31)
+    ack = client.receive(server.receive(client.start()))
+    assert ack is not None
+    with pytest.raises(E2EEError) as info:
+        server.receive(ack)
+    assert info.value.code is Code.TIMESTAMP_AFTER_INIT_EXP
+
+
+def _init_frame(**fields: Any) -> bytes:
+    base = json.loads(decode_handshake(_client().start())[1])
+    return encode_handshake(HandshakeType.INIT, json.dumps(base | fields).encode())
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"version": 2, "role": 2}, Code.INVALID_VERSION),
+        ({"role": 2, "channel_id": "x"}, Code.HANDSHAKE_FAILED),
+        ({"channel_id": "other"}, Code.HANDSHAKE_FAILED),
+        ({"suite": 0}, Code.HANDSHAKE_FAILED),
+        ({"suite": 2}, Code.HANDSHAKE_FAILED),
+        ({"nonce_c_b64u": "AAAA"}, Code.HANDSHAKE_FAILED),
+        ({"client_eph_pub_b64u": "AAAA"}, Code.HANDSHAKE_FAILED),
+        ({"version": "1"}, Code.HANDSHAKE_FAILED),
+    ],
+)
+def test_server_init_checks(fields: dict[str, Any], code: Code) -> None:
+    with pytest.raises(E2EEError) as info:
+        _server().receive(_init_frame(**fields))
+    assert _code(info) == (Stage.HANDSHAKE, code)
+
+
+def test_header_version_byte_is_invalid_version() -> None:
+    frame = bytearray(_client().start())
+    frame[4] = 2
+    with pytest.raises(E2EEError) as info:
+        _server().receive(bytes(frame))
+    assert info.value.code is Code.INVALID_VERSION
+
+
+def test_unknown_keys_and_order_do_not_matter() -> None:
+    client = _client()
+    fields = json.loads(decode_handshake(client.start())[1])
+    shuffled = dict(reversed(list(fields.items()))) | {"extra": [1, {"a": None}]}
+    server = _server()
+    resp = server.receive(
+        encode_handshake(HandshakeType.INIT, json.dumps(shuffled, indent=1).encode())
+    )
+    ack = client.receive(resp)
+    assert ack is not None
+    server.receive(ack)
+    assert server.done
+
+
+def test_retry_on_same_connection_gets_same_resp() -> None:
+    client, server = _client(), _server()
+    init = client.start()
+    resp = server.receive(init)
+    assert server.receive(init) == resp
+    assert server.receive(client.init_frame) == resp
+    ack = client.receive(resp)
+    assert ack is not None
+    client.receive(server.receive(ack))
+    assert client.done
+
+
+def test_retry_with_other_parameters_fails() -> None:
+    server = _server()
+    server.receive(_client().start())
+    with pytest.raises(E2EEError) as info:
+        server.receive(_client().start())
+    assert info.value.code is Code.HANDSHAKE_FAILED
+    assert "retry" in info.value.message
+
+
+def test_shared_cache_across_connections() -> None:
+    cache = HandshakeCache()
+    client = _client()
+    init = client.start()
+    first = _server(cache=cache).receive(init)
+    second_server = _server(cache=cache)
+    assert second_server.receive(init) == first
+    assert len(cache) == 1
+    ack = client.receive(first)
+    assert ack is not None
+    client.receive(second_server.receive(ack))
+    assert client.done and len(cache) == 0
+
+
+def test_cache_ttl_and_purge() -> None:
+    now = [0.0]
+    cache = HandshakeCache(ttl=60, clock=lambda: now[0])
+    init = _client().start()
+    first = _server(cache=cache).receive(init)
+    now[0] = 59.9
+    assert _server(cache=cache).receive(init) == first
+    now[0] = 60.0
+    assert _server(cache=cache).receive(init) != first
+    assert len(cache) == 1
+
+
+def test_cache_capacity() -> None:
+    cache = HandshakeCache(max_entries=2)
+    for _ in range(2):
+        _server(cache=cache).receive(_client().start())
+    with pytest.raises(E2EEError) as info:
+        _server(cache=cache).receive(_client().start())
+    assert info.value.code is Code.HANDSHAKE_FAILED
+    assert "too many" in info.value.message
+    unlimited = HandshakeCache(max_entries=0, ttl=0)
+    for _ in range(5):
+        _server(cache=unlimited).receive(_client().start())
+    assert len(unlimited) == 5
+
+
+def test_failed_handshake_keeps_entry() -> None:
+    cache = HandshakeCache()
+    client = _client(psk=bytes(32))
+    server = _server(cache=cache)
+    ack = client.receive(server.receive(client.start()))
+    assert ack is not None
+    with pytest.raises(E2EEError) as info:
+        server.receive(ack)
+    assert info.value.code is Code.AUTH_TAG_MISMATCH
+    assert len(cache) == 1
+    with pytest.raises(RuntimeError):
+        server.receive(ack)
+
+
+def test_ack_checks() -> None:
+    client, server = _client(), _server()
+    resp = server.receive(client.start())
+    ack = client.receive(resp)
+    assert ack is not None
+    fields = json.loads(decode_handshake(ack)[1])
+    for bad, code in [
+        ({"handshake_id": "nope"}, Code.HANDSHAKE_FAILED),
+        ({"auth_tag_b64u": "AAAA"}, Code.HANDSHAKE_FAILED),
+        ({"auth_tag_b64u": "A" * 43}, Code.AUTH_TAG_MISMATCH),
+    ]:
+        fresh = _server()
+        fresh_client = _client()
+        fresh_ack = fresh_client.receive(fresh.receive(fresh_client.start()))
+        assert fresh_ack is not None
+        real = json.loads(decode_handshake(fresh_ack)[1])
+        if "handshake_id" not in bad:
+            bad = bad | {"handshake_id": real["handshake_id"]}
+        frame = encode_handshake(
+            HandshakeType.ACK, json.dumps(fields | real | bad).encode()
+        )
+        with pytest.raises(E2EEError) as info:
+            fresh.receive(frame)
+        assert info.value.code is code, bad
+
+
+def test_unexpected_types() -> None:
+    client, server = _client(), _server()
+    init = client.start()
+    with pytest.raises(E2EEError) as info:
+        client.receive(init)
+    assert info.value.code is Code.HANDSHAKE_FAILED
+    with pytest.raises(E2EEError) as info:
+        server.receive(encode_handshake(HandshakeType.ACK, b"{}"))
+    assert info.value.code is Code.HANDSHAKE_FAILED
+
+
+def test_client_rejects_bad_finished() -> None:
+    client, server = _client(), _server()
+    ack = client.receive(server.receive(client.start()))
+    assert ack is not None
+    finished = server.receive(ack)
+    app = server.records.seal_ping()
+    with pytest.raises(E2EEError) as info:
+        client.receive(app)
+    assert info.value.code is Code.HANDSHAKE_FAILED
+    assert finished != app
+
+
+def test_peek_init() -> None:
+    init = peek_init(_client().start())
+    assert init.channel_id == "c" and init.suite == 1
+    with pytest.raises(E2EEError) as info:
+        peek_init(_init_frame(channel_id=""))
+    assert _code(info) == (Stage.VALIDATE, Code.MISSING_CHANNEL_ID)
+    with pytest.raises(E2EEError) as info:
+        peek_init(_init_frame(version=3))
+    assert info.value.code is Code.INVALID_VERSION

@@ -1,0 +1,193 @@
+"""Handshakes and records over a real aiohttp WebSocket on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from flowersec_endpoint.e2ee.channel import (
+    SecureChannel,
+    client_handshake,
+    server_handshake,
+)
+from flowersec_endpoint.e2ee.errors import RecordFailure, SecureChannelError
+from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
+from flowersec_endpoint.transport import TransportClosed, WebSocketTransport
+
+PSK = bytes(range(0x10, 0x30))
+CHANNEL = "chan_ws"
+Handler = Callable[[WebSocketTransport], Awaitable[None]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    servers: list[TestServer] = []
+    done: list[asyncio.Future[Any]] = []
+
+    async def start(handler: Handler) -> str:
+        async def ws_route(request: web.Request) -> web.WebSocketResponse:
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            fut: asyncio.Future[Any] = asyncio.ensure_future(
+                handler(WebSocketTransport(ws))
+            )
+            done.append(fut)
+            await asyncio.wait([fut])
+            return ws
+
+        app = web.Application()
+        app.router.add_get("/ws", ws_route)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        return str(server.make_url("/ws"))
+
+    yield start
+    for fut in done:
+        if not fut.done():
+            fut.cancel()
+    await asyncio.gather(*done, return_exceptions=True)
+    for server in servers:
+        await server.close()
+
+
+async def _echo_server(transport: WebSocketTransport, suite: int) -> None:
+    channel = await server_handshake(
+        transport, psk=PSK, channel_id=CHANNEL, init_exp=4_000_000_000, suite=suite
+    )
+    while data := await channel.read():
+        if data == b"rekey please":
+            await channel.rekey()
+        await channel.write(data)
+    await channel.close()
+
+
+@pytest.mark.parametrize("suite", [1, 2])
+async def test_echo_over_websocket(
+    serve: Callable[[Handler], Awaitable[str]], suite: int
+) -> None:
+    url = await serve(lambda t: _echo_server(t, suite))
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        channel = await client_handshake(
+            WebSocketTransport(ws), psk=PSK, channel_id=CHANNEL, suite=suite
+        )
+        await channel.write(b"hello")
+        assert await channel.read() == b"hello"
+        await channel.rekey()
+        await channel.write(b"rekey please")
+        assert await channel.read() == b"rekey please"
+        big = bytes(range(256)) * 8192
+        await channel.write(big)
+        got = b""
+        while len(got) < len(big):
+            got += await channel.read()
+        assert got == big
+        await channel.ping()
+        await channel.write(b"bye")
+        assert await channel.read() == b"bye"
+        await channel.close()
+        assert await channel.wait_closed() is None
+
+
+async def test_text_message_is_fatal(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    result: asyncio.Future[BaseException | None] = asyncio.Future()
+
+    async def handler(transport: WebSocketTransport) -> None:
+        channel = await server_handshake(
+            transport, psk=PSK, channel_id=CHANNEL, init_exp=4_000_000_000
+        )
+        try:
+            await channel.read()
+        except FlowersecError as exc:
+            result.set_result(exc)
+
+    url = await serve(handler)
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        channel = await client_handshake(
+            WebSocketTransport(ws), psk=PSK, channel_id=CHANNEL
+        )
+        await ws.send_str("not binary")
+        err = await result
+        assert isinstance(err, SecureChannelError)
+        assert err.reason is RecordFailure.TEXT_MESSAGE
+        with pytest.raises(SecureChannelError) as info:
+            await channel.read()
+        assert info.value.reason is RecordFailure.TRANSPORT_CLOSED
+
+
+async def test_close_reason_reaches_client(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    async def reject(transport: WebSocketTransport) -> None:
+        await transport.recv()
+        await transport.close(1008, "invalid_token")
+
+    url = await serve(reject)
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        with pytest.raises(FlowersecError) as info:
+            await client_handshake(
+                WebSocketTransport(ws), psk=PSK, channel_id=CHANNEL, path=Path.TUNNEL
+            )
+    err = info.value
+    assert (err.path, err.stage, err.code) == (
+        Path.TUNNEL,
+        Stage.HANDSHAKE,
+        Code.HANDSHAKE_FAILED,
+    )
+    assert isinstance(err.cause, TransportClosed)
+    assert (err.cause.code, err.cause.reason) == (1008, "invalid_token")
+
+
+async def test_wrong_psk_over_websocket(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    result: asyncio.Future[FlowersecError] = asyncio.Future()
+
+    async def handler(transport: WebSocketTransport) -> None:
+        try:
+            await server_handshake(
+                transport, psk=PSK, channel_id=CHANNEL, init_exp=4_000_000_000
+            )
+        except FlowersecError as exc:
+            result.set_result(exc)
+
+    url = await serve(handler)
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        with pytest.raises(FlowersecError) as info:
+            await client_handshake(
+                WebSocketTransport(ws), psk=bytes(32), channel_id=CHANNEL
+            )
+    assert info.value.code is Code.HANDSHAKE_FAILED
+    assert (await result).code is Code.AUTH_TAG_MISMATCH
+
+
+async def test_peer_clean_close_is_eof(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    server_channel: asyncio.Future[SecureChannel] = asyncio.Future()
+
+    async def handler(transport: WebSocketTransport) -> None:
+        channel = await server_handshake(
+            transport, psk=PSK, channel_id=CHANNEL, init_exp=4_000_000_000
+        )
+        server_channel.set_result(channel)
+        assert await channel.read() == b""
+
+    url = await serve(handler)
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        channel = await client_handshake(
+            WebSocketTransport(ws), psk=PSK, channel_id=CHANNEL
+        )
+        pending = asyncio.ensure_future(channel.read())
+        server = await server_channel
+        await server.close()
+        assert await pending == b""
+        assert await channel.wait_closed() is None
