@@ -1,0 +1,198 @@
+"""Listeners of one tunnel process: bind, describe, drain, stop.
+
+Used by the CLI and, in-process, by tests and benchmarks. TLS files are
+loaded before anything is bound, so a broken certificate fails the start
+instead of surfacing after the ready line (tunnel.md §9.2 [weak]).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from . import wslimit
+from .app import create_app, create_metrics_app
+from .config import ConfigError, TunnelConfig
+from .goflags import build_info
+from .origin import split_host_port
+from .replay import ReplayStore
+from .runtime import TunnelRuntime
+
+MAX_HEADER_BYTES = 32768
+KEEPALIVE_TIMEOUT = 60.0
+
+
+def tls_context(config: TunnelConfig) -> ssl.SSLContext | None:
+    """Server TLS context (TLS 1.2 minimum, HTTP/1.1 only), or None.
+
+    Raises :class:`ConfigError` when the files cannot be loaded.
+    """
+    if not config.tls_cert_file:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["http/1.1"])
+    try:
+        ctx.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"load TLS certificate and key: {exc}") from None
+    return ctx
+
+
+def parse_listen(address: str) -> tuple[str | None, int]:
+    """Split a Go listen address; an empty host means every interface."""
+    parts = split_host_port(address)
+    if parts is None:
+        raise ConfigError(f"invalid listen address {address!r}")
+    host, port = parts
+    if not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"invalid port in listen address {address!r}")
+    return host or None, int(port)
+
+
+def join_host_port(host: str, port: int) -> str:
+    """Go's ``net.JoinHostPort``: brackets around IPv6 hosts."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class TunnelServer:
+    """The main listener (WebSocket, ``/healthz``) and the optional metrics one."""
+
+    def __init__(
+        self,
+        config: TunnelConfig,
+        keys: Mapping[str, bytes],
+        *,
+        replay: ReplayStore | None = None,
+    ) -> None:
+        self.config = config
+        self.runtime = TunnelRuntime(config, keys, replay=replay)
+        self._runners: list[web.AppRunner] = []
+        self._sites: list[web.TCPSite] = []
+        self.listen = ""
+        """Bound main address as ``host:port`` (set by :meth:`start`)."""
+        self.metrics_listen = ""
+
+    async def start(self) -> None:
+        """Validate, then bind metrics (if configured) and the main listener."""
+        cfg = self.config
+        cfg.validate()
+        wslimit.check_support()
+        ctx = tls_context(cfg)
+        if cfg.metrics_listen:
+            self.runtime.metrics.enable()
+            app = create_metrics_app(self.runtime.metrics)
+            self.metrics_listen = await self._bind(app, cfg.metrics_listen, ctx)
+        self.listen = await self._bind(create_app(self.runtime), cfg.listen, ctx)
+        self.runtime.start()
+
+    async def _bind(
+        self, app: web.Application, address: str, ctx: ssl.SSLContext | None
+    ) -> str:
+        host, port = parse_listen(address)
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            keepalive_timeout=KEEPALIVE_TIMEOUT,
+            max_field_size=MAX_HEADER_BYTES,
+            max_line_size=MAX_HEADER_BYTES,
+            shutdown_timeout=1.0,
+        )
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, host, port, ssl_context=ctx, backlog=1024)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(f"listen {address}: {exc.strerror or exc}") from None
+        self._sites.append(site)
+        bound = runner.addresses[-1]
+        return join_host_port(str(bound[0]), int(bound[1]))
+
+    def ready_fields(self) -> dict[str, Any]:
+        """The ready line object of §9.3, members in the reference order."""
+        cfg = self.config
+        info = build_info()
+        tls = cfg.tls_cert_file != ""
+        ws_scheme, http_scheme = ("wss", "https") if tls else ("ws", "http")
+        fields: dict[str, Any] = {
+            "version": info.version,
+            "commit": info.commit,
+            "date": info.date,
+            "listen": self.listen,
+            "ws_path": cfg.ws_path,
+        }
+        hostport = self.listen
+        advertise = cfg.advertise_host.strip()
+        metrics_host_port = self.metrics_listen
+        if advertise:
+            fields["advertise_host"] = cfg.advertise_host
+            hostport = _advertised(advertise, self.listen)
+            if self.metrics_listen:
+                metrics_host_port = _advertised(
+                    _host_only(advertise), self.metrics_listen
+                )
+        fields["ws_url"] = f"{ws_scheme}://{hostport}{cfg.ws_path}"
+        fields["http_url"] = f"{http_scheme}://{hostport}"
+        fields["healthz_url"] = f"{http_scheme}://{hostport}/healthz"
+        if self.metrics_listen:
+            fields["metrics_url"] = f"{http_scheme}://{metrics_host_port}/metrics"
+        return fields
+
+    async def stop_accepting(self) -> None:
+        """Close the listening sockets; open connections stay."""
+        for site in self._sites:
+            await site.stop()
+        self._sites.clear()
+
+    async def shutdown(self) -> bool:
+        """Drain (1001 to every endpoint, bounded) and release everything.
+
+        Returns False when some connection outlived the drain timeout (it
+        is then cut by the runner cleanup).
+        """
+        await self.stop_accepting()
+        self.runtime.begin_drain()
+        drained = await self.runtime.wait_drained(self.config.drain_timeout)
+        await self.close()
+        return drained
+
+    async def close(self) -> None:
+        """Stop everything without draining (used after a failed start)."""
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()
+        self._sites.clear()
+        await self.runtime.stop()
+
+
+def _host_only(advertise: str) -> str:
+    """The host part of an advertise value, for the metrics URL."""
+    authority = urlsplit(advertise).netloc if "://" in advertise else advertise
+    parts = split_host_port(authority)
+    return parts[0] if parts is not None else authority.strip("[]")
+
+
+def _advertised(advertise: str, bound: str) -> str:
+    """Apply §9.3's advertise-host rule against the bound ``host:port``."""
+    if "://" in advertise:
+        try:
+            authority = urlsplit(advertise).netloc.rpartition("@")[2]
+        except ValueError:
+            raise ConfigError(f"invalid advertise host {advertise!r}") from None
+        if not authority:
+            raise ConfigError(f"invalid advertise host {advertise!r}")
+    else:
+        authority = advertise
+    parts = split_host_port(authority)
+    if parts is not None and parts[1]:
+        return authority
+    host = authority.strip("[]") if parts is None else parts[0]
+    bound_parts = split_host_port(bound)
+    port = bound_parts[1] if bound_parts is not None else ""
+    return join_host_port(host, int(port)) if port.isdigit() else authority
