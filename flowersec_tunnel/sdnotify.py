@@ -93,14 +93,14 @@ def encode(fields: Mapping[str, str]) -> bytes:
 class Notifier:
     """Sends lifecycle states to the service manager, if there is one.
 
-    Sends never block the event loop (``MSG_DONTWAIT``); a send that fails
-    is logged as a warning and reported as False, because a daemon that
-    serves traffic should not die for a missing supervisor.
+    Each message uses a short-lived socket, as libsystemd does, so nothing
+    needs closing. Sends never block the event loop (``MSG_DONTWAIT``); a
+    send that fails is logged as a warning and reported as False, because a
+    daemon that serves traffic should not die for a missing supervisor.
     """
 
     def __init__(self, settings: NotifySettings) -> None:
         self._settings = settings
-        self._sock: socket.socket | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Notifier:
@@ -123,12 +123,10 @@ class Notifier:
         if address is None:
             return False
         data = encode(fields)
+        kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
         try:
-            if self._sock is None:
-                self._sock = socket.socket(
-                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
-                )
-            self._sock.sendto(data, socket.MSG_DONTWAIT, address)
+            with socket.socket(socket.AF_UNIX, kind) as sock:
+                sock.sendto(data, socket.MSG_DONTWAIT, address)
         except OSError as exc:
             _log.warning("sd_notify_failed", fields=sorted(fields), error=str(exc))
             return False
@@ -161,8 +159,34 @@ class Notifier:
             self.watchdog()
             await asyncio.sleep(interval)
 
-    def close(self) -> None:
-        """Release the datagram socket."""
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+
+class SystemdHooks:
+    """Daemon lifecycle callbacks that report to systemd, inert without it.
+
+    The environment is read when the listeners are up, not at import, so
+    in-process tests and embedders are unaffected unless they set
+    ``NOTIFY_SOCKET`` themselves. The watchdog task keeps running through
+    the drain (which is bounded well below any sensible ``WatchdogSec``)
+    and ends with the event loop.
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self._env = env
+        self._notifier: Notifier | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+
+    def ready(self, server: object) -> None:
+        """Listeners bound, ready line printed: send READY=1, arm the watchdog."""
+        notifier = Notifier.from_env(self._env)
+        self._notifier = notifier
+        if not notifier.enabled:
+            return
+        notifier.ready(status="serving")
+        if notifier.watchdog_interval is not None:
+            loop = asyncio.get_running_loop()
+            self._watchdog = loop.create_task(notifier.run_watchdog())
+
+    def draining(self) -> None:
+        """Shutdown drain started: send STOPPING=1."""
+        if self._notifier is not None:
+            self._notifier.stopping()

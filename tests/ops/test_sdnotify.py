@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from flowersec_tunnel.sdnotify import (
     Notifier,
+    SystemdHooks,
     encode,
     parse_address,
     parse_watchdog,
@@ -55,7 +56,6 @@ def test_ready_and_stopping_reach_the_socket(
     assert notifier.enabled
     assert notifier.ready(status="listening on 127.0.0.1:1")
     assert notifier.stopping()
-    notifier.close()
     assert _messages(sock) == [
         {"READY": "1", "STATUS": "listening on 127.0.0.1:1"},
         {"STOPPING": "1", "STATUS": "draining"},
@@ -71,7 +71,6 @@ def test_abstract_socket() -> None:
         notifier = Notifier.from_env({"NOTIFY_SOCKET": "@" + name})
         assert notifier.ready()
         assert sock.recv(4096) == b"READY=1"
-        notifier.close()
     finally:
         sock.close()
 
@@ -94,7 +93,6 @@ async def test_watchdog_pings_at_half_the_timeout(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    notifier.close()
     assert first == second == b"WATCHDOG=1"
 
 
@@ -124,7 +122,6 @@ def test_missing_listener_is_reported_not_raised(tmp_path: Path) -> None:
     notifier = Notifier.from_env({"NOTIFY_SOCKET": str(tmp_path / "absent")})
     assert notifier.enabled
     assert not notifier.ready()
-    notifier.close()
 
 
 def test_relative_or_foreign_socket_is_off() -> None:
@@ -180,3 +177,30 @@ def test_settings_ignore_watchdog_without_socket() -> None:
     settings = settings_from_env({"WATCHDOG_USEC": "100"}, own_pid=1)
     assert settings.address is None
     assert settings.watchdog_interval is None
+
+
+async def test_lifecycle_hooks_report_ready_watchdog_and_stopping(
+    receiver: tuple[socket.socket, str],
+) -> None:
+    sock, path = receiver
+    hooks = SystemdHooks({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "40000"})
+    hooks.ready(object())
+    loop = asyncio.get_running_loop()
+    first = await loop.run_in_executor(None, sock.recv, 4096)
+    ping = await loop.run_in_executor(None, sock.recv, 4096)
+    hooks.draining()
+    assert first == b"READY=1\nSTATUS=serving"
+    assert ping == b"WATCHDOG=1"
+    later = b"WATCHDOG=1"
+    while later == b"WATCHDOG=1":
+        later = await loop.run_in_executor(None, sock.recv, 4096)
+    assert later == b"STOPPING=1\nSTATUS=draining"
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            task.cancel()
+
+
+def test_lifecycle_hooks_without_systemd_do_nothing() -> None:
+    hooks = SystemdHooks({})
+    hooks.ready(object())
+    hooks.draining()
