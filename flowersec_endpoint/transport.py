@@ -98,7 +98,9 @@ class WebSocketTransport:
             data: bytes = msg.data
             return data
         if msg.type is aiohttp.WSMsgType.TEXT:
-            await self.close(CLOSE_UNSUPPORTED_DATA, "")
+            # The caller closes the socket; waiting here for the peer's close
+            # echo would delay the error by up to the close timeout.
+            self._closed = TransportClosed(CLOSE_UNSUPPORTED_DATA, "")
             raise UnexpectedMessage("text message on a binary-only transport")
         if msg.type is aiohttp.WSMsgType.CLOSE:
             self._closed = TransportClosed(msg.data, msg.extra or "")
@@ -111,7 +113,8 @@ class WebSocketTransport:
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         if self._closed is None:
             self._closed = TransportClosed(code, reason)
-        await self._ws.close(code=code, message=reason.encode("utf-8"))
+        if not self._ws.closed:
+            await self._ws.close(code=code, message=reason.encode("utf-8"))
 
     def _closed_error(self) -> TransportClosed:
         if self._closed is None:

@@ -8,7 +8,6 @@ and the keepalive task.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -151,7 +150,7 @@ class SecureChannel:
         if not self._ended.is_set():
             self._end(None)
             self._close_task = asyncio.ensure_future(
-                self._transport.close(CLOSE_NORMAL, "")
+                _close_quietly(self._transport, CLOSE_NORMAL)
             )
         await self.wait_closed()
 
@@ -159,8 +158,7 @@ class SecureChannel:
         """Wait for the end; return the failure, or ``None`` for a clean end."""
         await self._ended.wait()
         if self._close_task is not None:
-            with contextlib.suppress(TransportError):
-                await asyncio.shield(self._close_task)
+            await asyncio.shield(self._close_task)
         return self._end_error
 
     def _check_open(self, code: Code) -> None:
@@ -211,9 +209,7 @@ class SecureChannel:
         self._records.fail(RecordError(reason, message))
         self._end(error)
         log.debug("secure_channel_failed reason=%s", reason)
-        self._close_task = asyncio.ensure_future(
-            self._transport.close(CLOSE_PROTOCOL_ERROR, "")
-        )
+        self._close_task = _close_in_background(self._transport, CLOSE_PROTOCOL_ERROR)
         return error
 
     def _end(self, error: FlowersecError | None) -> None:
@@ -267,17 +263,32 @@ def _check_timeout(timeout: float | None, path: Path) -> float | None:
     return timeout or None
 
 
-async def _abort(transport: MessageTransport, exc: BaseException) -> None:
-    """Close after a failed handshake; a transport already gone is fine."""
-    code = (
-        CLOSE_NORMAL
-        if isinstance(exc, asyncio.CancelledError)
-        else (CLOSE_PROTOCOL_ERROR)
-    )
+_closing: set[asyncio.Task[None]] = set()
+
+
+async def _close_quietly(transport: MessageTransport, code: int) -> None:
     try:
         await transport.close(code, "")
-    except (TransportError, ConnectionError, RuntimeError) as close_exc:
-        log.debug("handshake_close_failed error=%r", close_exc)
+    except (TransportError, ConnectionError, RuntimeError) as exc:
+        log.debug("transport_close_failed error=%r", exc)
+
+
+def _close_in_background(transport: MessageTransport, code: int) -> asyncio.Task[None]:
+    """Start closing without waiting for the peer's close echo.
+
+    A WebSocket close waits for the peer's answer (up to the socket's close
+    timeout); a failure must be reported at once, so the close runs on.
+    """
+    task = asyncio.create_task(_close_quietly(transport, code))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+    return task
+
+
+def _abort(transport: MessageTransport, exc: BaseException) -> None:
+    """Close after a failed or cancelled handshake."""
+    cancelled = isinstance(exc, asyncio.CancelledError)
+    _close_in_background(transport, CLOSE_NORMAL if cancelled else CLOSE_PROTOCOL_ERROR)
 
 
 async def client_handshake(
@@ -328,10 +339,10 @@ async def client_handshake(
                 if reply is not None:
                     await transport.send(reply)
     except (E2EEError, TransportError, TimeoutError) as exc:
-        await _abort(transport, exc)
+        _abort(transport, exc)
         raise _to_flowersec(path, exc) from exc
     except asyncio.CancelledError as exc:
-        await _abort(transport, exc)
+        _abort(transport, exc)
         raise
     return SecureChannel(
         transport,
@@ -395,10 +406,10 @@ async def server_handshake(
                 await transport.send(machine.receive(message))
                 message = None
     except (E2EEError, TransportError, TimeoutError) as exc:
-        await _abort(transport, exc)
+        _abort(transport, exc)
         raise _to_flowersec(path, exc) from exc
     except asyncio.CancelledError as exc:
-        await _abort(transport, exc)
+        _abort(transport, exc)
         raise
     return SecureChannel(
         transport,
