@@ -15,8 +15,8 @@ import time
 
 import aiohttp
 
+from flowersec_endpoint.grants import ChannelInitGrant
 from flowersec_endpoint.loadgen.attempt import Hold, Sample, StageTimer
-from flowersec_endpoint.loadgen.minting import Grant
 from flowersec_endpoint.loadgen.runtime import Runtime
 from flowersec_endpoint.loadgen.wire import (
     dial,
@@ -39,7 +39,7 @@ async def raw_attempt(rt: Runtime, sample: Sample, confirm: bool) -> Hold:
             client = await dial(rt.http, pair.client.tunnel_url, rt.config.origin)
         opened.append(client)
         async with timer.stage("attach_send"):
-            await _attach(client, pair.client)
+            await send_attach(client, pair.client)
         attached = time.perf_counter()
         if confirm:
             async with timer.stage("pair_ready", timed=False):
@@ -61,22 +61,16 @@ async def raw_attempt(rt: Runtime, sample: Sample, confirm: bool) -> Hold:
 
 async def _server_side(
     rt: Runtime,
-    grant: Grant,
+    grant: ChannelInitGrant,
     opened: list[aiohttp.ClientWebSocketResponse],
     confirm: bool,
 ) -> None:
     ws = await dial(rt.http, grant.tunnel_url, rt.config.origin)
     opened.append(ws)
-    await _attach(ws, grant)
+    await send_attach(ws, grant)
     if confirm:
         await ws.send_bytes(probe_frame(1))
         await receive_binary(ws)
-
-
-async def _attach(ws: aiohttp.ClientWebSocketResponse, grant: Grant) -> None:
-    await send_attach(
-        ws, channel_id=grant.channel_id, role=grant.role, token=grant.token
-    )
 
 
 async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:

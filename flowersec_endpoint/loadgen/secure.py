@@ -23,8 +23,9 @@ from flowersec_endpoint.e2ee.channel import (
     server_handshake,
 )
 from flowersec_endpoint.errors import FlowersecError, Path
+from flowersec_endpoint.grants import ChannelInitGrant
 from flowersec_endpoint.loadgen.attempt import Hold, Sample, StageTimer
-from flowersec_endpoint.loadgen.minting import Grant
+from flowersec_endpoint.loadgen.minting import psk_of
 from flowersec_endpoint.loadgen.runtime import Runtime
 from flowersec_endpoint.loadgen.wire import dial, send_attach
 from flowersec_endpoint.transport import CLOSE_NORMAL, WebSocketTransport
@@ -87,19 +88,21 @@ async def secure_attempt(rt: Runtime, sample: Sample, full: bool) -> Hold:
     timer = StageTimer(loop.time() + rt.config.conn_timeout)
     async with timer.stage("channel_init", timed=False):
         pair = rt.minter.mint(rt.channel_id(sample.index))
+    async with timer.stage("psk_decode", timed=False):
+        psk = psk_of(pair.client)
     client, server = _Side(), _Side()
-    server_task = asyncio.create_task(_server(rt, pair.server, server, full))
+    server_task = asyncio.create_task(_server(rt, pair.server, psk, server, full))
     try:
         async with timer.stage("ws_open"):
             client.ws = await dial(rt.http, pair.client.tunnel_url, rt.config.origin)
         async with timer.stage("attach_send"):
-            await _attach(client.ws, pair.client)
+            await send_attach(client.ws, pair.client)
         attached = time.perf_counter()
         transport = TimedTransport(WebSocketTransport(client.ws))
         async with timer.stage("handshake"):
             client.channel = await client_handshake(
                 transport,
-                psk=pair.client.psk,
+                psk=psk,
                 channel_id=pair.client.channel_id,
                 suite=pair.client.default_suite,
                 path=Path.TUNNEL,
@@ -122,13 +125,15 @@ async def secure_attempt(rt: Runtime, sample: Sample, full: bool) -> Hold:
     return Hold(sample, [client.wait_closed(), server.wait_closed()], close_both)
 
 
-async def _server(rt: Runtime, grant: Grant, side: _Side, full: bool) -> None:
+async def _server(
+    rt: Runtime, grant: ChannelInitGrant, psk: bytes, side: _Side, full: bool
+) -> None:
     """The serving endpoint: dial, attach, server handshake."""
     side.ws = await dial(rt.http, grant.tunnel_url, rt.config.origin)
-    await _attach(side.ws, grant)
+    await send_attach(side.ws, grant)
     side.channel = await server_handshake(
         WebSocketTransport(side.ws),
-        psk=grant.psk,
+        psk=psk,
         channel_id=grant.channel_id,
         init_exp=grant.channel_init_expire_at_unix_s,
         suite=grant.default_suite,
@@ -137,10 +142,4 @@ async def _server(rt: Runtime, grant: Grant, side: _Side, full: bool) -> None:
         path=Path.TUNNEL,
         handshake_timeout=None,
         keepalive_interval=max(0.5, grant.idle_timeout_seconds / 2),
-    )
-
-
-async def _attach(ws: aiohttp.ClientWebSocketResponse, grant: Grant) -> None:
-    await send_attach(
-        ws, channel_id=grant.channel_id, role=grant.role, token=grant.token
     )

@@ -23,9 +23,11 @@ from typing import Any, TextIO
 
 import aiohttp
 
+from flowersec_endpoint.attach import ROLE_SERVER
+from flowersec_endpoint.grants import ChannelInitGrant
 from flowersec_endpoint.loadgen.attempt import describe
 from flowersec_endpoint.loadgen.config import LoadConfig
-from flowersec_endpoint.loadgen.minting import Grant, minter_for
+from flowersec_endpoint.loadgen.minting import minter_for
 from flowersec_endpoint.loadgen.procinfo import RssTrack
 from flowersec_endpoint.loadgen.report import environment
 from flowersec_endpoint.loadgen.runtime import run_on_uvloop
@@ -33,6 +35,8 @@ from flowersec_endpoint.loadgen.wire import (
     data_frame,
     dial,
     new_http_session,
+    probe_frame,
+    receive_binary,
     send_attach,
 )
 
@@ -43,7 +47,7 @@ TRANSPORT = "raw binary WebSocket messages after attach (FSEC header, not encryp
 
 
 def receiver_process(
-    grants: list[Grant], config: LoadConfig, total: int, conn: Connection
+    grants: list[ChannelInitGrant], config: LoadConfig, total: int, conn: Connection
 ) -> None:
     """Process entry point of the receiving (server-role) ends."""
     try:
@@ -54,7 +58,7 @@ def receiver_process(
 
 
 def sender_process(
-    grants: list[Grant], config: LoadConfig, total: int, conn: Connection
+    grants: list[ChannelInitGrant], config: LoadConfig, total: int, conn: Connection
 ) -> None:
     """Process entry point of the sending (client-role) ends."""
     try:
@@ -65,20 +69,28 @@ def sender_process(
 
 
 async def _attach_all(
-    http: aiohttp.ClientSession, grants: list[Grant], origin: str
+    http: aiohttp.ClientSession, grants: list[ChannelInitGrant], origin: str
 ) -> list[aiohttp.ClientWebSocketResponse]:
+    """Attach every end; receivers announce themselves with one probe.
+
+    A sender pushes only after its receiver's probe has arrived, i.e. once
+    the tunnel has admitted and paired it, so no bulk data races the
+    attach.
+    """
     sockets = []
     for grant in grants:
         ws = await dial(http, grant.tunnel_url, origin)
-        await send_attach(
-            ws, channel_id=grant.channel_id, role=grant.role, token=grant.token
-        )
+        await send_attach(ws, grant)
+        if grant.role == ROLE_SERVER:
+            await ws.send_bytes(probe_frame(1))
+        else:
+            await receive_binary(ws)
         sockets.append(ws)
     return sockets
 
 
 async def _receiver(
-    grants: list[Grant], config: LoadConfig, total: int, conn: Connection
+    grants: list[ChannelInitGrant], config: LoadConfig, total: int, conn: Connection
 ) -> None:
     received = [0] * len(grants)
 
@@ -120,7 +132,7 @@ async def _receiver(
 
 
 async def _sender(
-    grants: list[Grant], config: LoadConfig, total: int, conn: Connection
+    grants: list[ChannelInitGrant], config: LoadConfig, total: int, conn: Connection
 ) -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, _expect, conn, "go")

@@ -14,8 +14,12 @@ import struct
 import aiohttp
 
 from flowersec_endpoint.attach import attach_message, new_endpoint_instance_id
+from flowersec_endpoint.grants import ChannelInitGrant
 
 MAX_MESSAGE_BYTES = 1024 * 1024
+# aiohttp refuses a message whose size equals ``max_msg_size``, so the limit
+# handed to it is one more than the largest message the protocol allows.
+AIOHTTP_MAX_MSG_SIZE = MAX_MESSAGE_BYTES + 1
 RECORD_HEADER = struct.Struct(">4sBBQI")
 PROBE_TAG_BYTES = 16
 
@@ -40,19 +44,19 @@ async def dial(
         autoping=True,
         heartbeat=None,
         compress=0,
-        max_msg_size=MAX_MESSAGE_BYTES,
+        max_msg_size=AIOHTTP_MAX_MSG_SIZE,
     )
 
 
 async def send_attach(
-    ws: aiohttp.ClientWebSocketResponse, *, channel_id: str, role: int, token: str
+    ws: aiohttp.ClientWebSocketResponse, grant: ChannelInitGrant
 ) -> None:
-    """Send the attach text message with a fresh endpoint instance id."""
+    """Send the grant's attach text message with a fresh endpoint instance id."""
     await ws.send_str(
         attach_message(
-            channel_id=channel_id,
-            role=role,
-            token=token,
+            channel_id=grant.channel_id,
+            role=grant.role,
+            token=grant.token,
             endpoint_instance_id=new_endpoint_instance_id(),
         )
     )
