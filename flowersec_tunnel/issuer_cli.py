@@ -136,8 +136,12 @@ def keygen_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _under(out_dir: str, value: str, default_name: str) -> str:
-    """Resolve a file flag: default name in ``out_dir``, relative to it."""
-    return os.path.join(out_dir, value or default_name)
+    """Resolve a file flag: default name in ``out_dir``, relative to it.
+
+    Joined and cleaned like Go's ``filepath.Join``, so messages name the
+    same path the reference would.
+    """
+    return os.path.normpath(os.path.join(out_dir, value or default_name))
 
 
 def channelinit_main(argv: Sequence[str] | None = None) -> int:
