@@ -45,8 +45,8 @@ class UnexpectedMessage(TransportError):
 class MessageTransport(Protocol):
     """A bidirectional, ordered, message-preserving connection."""
 
-    async def send(self, data: bytes) -> None:
-        """Send ``data`` as one binary message."""
+    async def send(self, data: bytes | bytearray) -> None:
+        """Send ``data`` as one binary message; the caller will not reuse it."""
 
     async def recv(self) -> bytes:
         """Return the next binary message; raise :class:`TransportError`."""
@@ -82,7 +82,7 @@ class WebSocketTransport:
         except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
             raise self._closed_error() from exc
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes | bytearray) -> None:
         if self._closed is not None:
             raise self._closed
         try:
@@ -136,7 +136,7 @@ class MemoryTransport:
         self._closed: TransportClosed | None = None
         self._peer: MemoryTransport = self
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes | bytearray) -> None:
         peer = self._peer
         while True:
             if self._closed is not None:

@@ -175,7 +175,7 @@ class SecureChannel:
             )
         raise self._end_error
 
-    async def _send(self, frame: bytes, code: Code) -> None:
+    async def _send(self, frame: bytes | bytearray, code: Code) -> None:
         try:
             await self._transport.send(frame)
         except TransportError as exc:

@@ -410,7 +410,7 @@ class ServerHandshake(_Machine):
         finished = records.seal_ping()
         self._records = records
         self._state = _State.DONE
-        return finished
+        return bytes(finished)
 
     def _check_time(self, timestamp: int) -> None:
         skew = math.ceil(max(0.0, self._config.clock_skew))

@@ -24,7 +24,8 @@ class Tap:
         self.sent: list[bytes] = []
         self.mangle: Callable[[bytes], list[bytes]] | None = None
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes | bytearray) -> None:
+        data = bytes(data)
         self.sent.append(data)
         frames = self.mangle(data) if self.mangle else [data]
         for frame in frames:
