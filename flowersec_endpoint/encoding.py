@@ -68,7 +68,10 @@ def loads_object(data: bytes | str) -> dict[str, Any]:
         if isinstance(data, bytes):
             data = data.decode("utf-8")
         value = json.loads(data, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except DecodeError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        # ValueError also covers integers beyond Python's digit limit.
         raise DecodeError(f"invalid JSON: {exc.__class__.__name__}") from exc
     if not isinstance(value, dict):
         raise DecodeError("JSON top level is not an object")

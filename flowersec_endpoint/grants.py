@@ -160,7 +160,7 @@ def _load(path: Path, data: JsonInput) -> dict[str, Any]:
         raise _fail(path, Code.INVALID_INPUT, "input too large")
     try:
         return loads_object(raw)
-    except ValueError as exc:
+    except DecodeError as exc:
         raise _fail(path, Code.INVALID_INPUT, str(exc), exc) from exc
 
 

@@ -78,7 +78,7 @@ def _read_json(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
         raise KeyFileError(f"read {what} {name}: {exc.strerror}") from None
     try:
         return loads_object(data)
-    except ValueError as exc:
+    except DecodeError as exc:
         raise KeyFileError(f"parse {what} {name}: {exc}") from None
 
 

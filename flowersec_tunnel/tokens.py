@@ -162,10 +162,9 @@ def _decode_part(text: str) -> bytes:
 
 
 def _parse_object(data: bytes) -> dict[str, Any]:
-    # ValueError also covers integers too long for int() conversion.
     try:
         return loads_object(data)
-    except ValueError:
+    except DecodeError:
         raise TokenError("json") from None
 
 
