@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Protocol
+from typing import Protocol, cast
 
 import aiohttp
 from aiohttp import web
@@ -86,7 +86,9 @@ class WebSocketTransport:
         if self._closed is not None:
             raise self._closed
         try:
-            await self._ws.send_bytes(data)
+            # aiohttp takes any bytes-like object (it checks bytes, bytearray
+            # and memoryview) although its stub says bytes; no copy needed.
+            await self._ws.send_bytes(cast(bytes, data))
         except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
             raise self._closed_error() from exc
 

@@ -69,29 +69,19 @@ def pair_up() -> Callable[..., Any]:
         server_kwargs: dict[str, Any] | None = None,
         client_kwargs: dict[str, Any] | None = None,
     ) -> tuple[Any, Any]:
-        server = asyncio.ensure_future(
-            server_handshake(
-                server_tr,
-                **(
-                    {
-                        "psk": PSK,
-                        "channel_id": CHANNEL_ID,
-                        "init_exp": INIT_EXP,
-                        "suite": suite,
-                    }
-                    | (server_kwargs or {})
-                ),
-            )
-        )
-        client = asyncio.ensure_future(
-            client_handshake(
-                client_tr,
-                **(
-                    {"psk": client_psk, "channel_id": CHANNEL_ID, "suite": suite}
-                    | (client_kwargs or {})
-                ),
-            )
-        )
+        server_args: dict[str, Any] = {
+            "psk": PSK,
+            "channel_id": CHANNEL_ID,
+            "init_exp": INIT_EXP,
+            "suite": suite,
+        } | (server_kwargs or {})
+        client_args: dict[str, Any] = {
+            "psk": client_psk,
+            "channel_id": CHANNEL_ID,
+            "suite": suite,
+        } | (client_kwargs or {})
+        server = asyncio.ensure_future(server_handshake(server_tr, **server_args))
+        client = asyncio.ensure_future(client_handshake(client_tr, **client_args))
         results = await asyncio.gather(client, server, return_exceptions=True)
         return results[0], results[1]
 

@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from flowersec_endpoint.e2ee.channel import SecureChannel, client_handshake
+from flowersec_endpoint.e2ee.channel import (
+    SecureChannel,
+    client_handshake,
+    server_handshake,
+)
+from flowersec_endpoint.e2ee.constants import RecordFlags
 from flowersec_endpoint.e2ee.errors import RecordFailure, SecureChannelError
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.transport import MemoryTransport, TransportClosed, memory_pair
@@ -286,3 +291,76 @@ async def test_client_validation_before_io(kwargs: dict[str, Any], code: Code) -
     assert (info.value.stage, info.value.code) == (Stage.VALIDATE, code)
     b._inbox.append(b"probe")
     assert len(b._inbox) == 1
+
+
+async def test_server_handshake_timeout() -> None:
+    _, b = memory_pair()
+    with pytest.raises(FlowersecError) as info:
+        await server_handshake(
+            b, psk=bytes(32), channel_id="c", init_exp=1, handshake_timeout=0.05
+        )
+    assert (info.value.stage, info.value.code) == (Stage.HANDSHAKE, Code.TIMEOUT)
+
+
+async def test_cancelled_handshake_closes_transport() -> None:
+    a, b = memory_pair()
+    task = asyncio.ensure_future(client_handshake(a, psk=bytes(32), channel_id="c"))
+    await b.recv()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(TransportClosed) as info:
+        await b.recv()
+    assert info.value.code == 1000
+
+
+async def test_keepalive_failure_ends_channel(pair_up: PairUp) -> None:
+    client, _, _, server_tap = await _established(
+        pair_up, client_kwargs={"keepalive_interval": 0.01}
+    )
+    await server_tap.inner.close(1011, "")
+    err = await asyncio.wait_for(client.wait_closed(), 5)
+    assert isinstance(err, SecureChannelError)
+    assert (err.stage, err.code) == (Stage.SECURE, Code.PING_FAILED)
+    with pytest.raises(FlowersecError) as info:
+        await client.ping()
+    assert info.value.code is Code.PING_FAILED
+
+
+async def test_local_close_ends_pending_read(pair_up: PairUp) -> None:
+    client, server, _, _ = await _established(pair_up)
+    pending = asyncio.ensure_future(client.read())
+    await asyncio.sleep(0)
+    await client.close()
+    assert await pending == b""
+    assert await client.read() == b""
+    with pytest.raises(SecureChannelError) as info:
+        await client.write(b"late")
+    assert info.value.reason is RecordFailure.CLOSED
+    await client.close()
+    assert await server.read() == b""
+
+
+async def test_empty_app_record_is_skipped(pair_up: PairUp) -> None:
+    client, server, tap, _ = await _established(pair_up)
+    await tap.send(client.records.seal(RecordFlags.APP, b""))
+    await client.write(b"after empty")
+    assert await server.read() == b"after empty"
+
+
+async def test_memory_pair_delivers_before_close() -> None:
+    a, b = memory_pair(max_queued=2)
+    await a.send(b"1")
+    await a.send(b"2")
+    blocked = asyncio.ensure_future(a.send(b"3"))
+    await asyncio.sleep(0)
+    assert not blocked.done()
+    assert await b.recv() == b"1"
+    await blocked
+    await a.close(4000, "bye")
+    assert [await b.recv(), await b.recv()] == [b"2", b"3"]
+    with pytest.raises(TransportClosed) as info:
+        await b.recv()
+    assert (info.value.code, info.value.reason) == (4000, "bye")
+    with pytest.raises(TransportClosed):
+        await b.send(b"x")

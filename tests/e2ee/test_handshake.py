@@ -277,7 +277,7 @@ def test_client_rejects_bad_finished() -> None:
     ack = client.receive(server.receive(client.start()))
     assert ack is not None
     finished = server.receive(ack)
-    app = server.records.seal_ping()
+    app = bytes(server.records.seal_ping())
     with pytest.raises(E2EEError) as info:
         client.receive(app)
     assert info.value.code is Code.HANDSHAKE_FAILED
