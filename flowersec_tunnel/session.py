@@ -52,7 +52,7 @@ async def serve(rt: TunnelRuntime, request: web.Request) -> web.WebSocketRespons
         timeout=rt.config.close_timeout,
     )
     await ws.prepare(request)
-    limit = wslimit.install(ws, request, MAX_ATTACH_BYTES)
+    wslimit.install(ws, request, MAX_ATTACH_BYTES, MAX_RECORD_BYTES)
     transport = request.transport
     if transport is not None and hasattr(transport, "set_write_buffer_limits"):
         transport.set_write_buffer_limits(high=rt.config.max_write_queue_bytes)
@@ -69,7 +69,7 @@ async def serve(rt: TunnelRuntime, request: web.Request) -> web.WebSocketRespons
             )
             return ws
         try:
-            conn = await _attach(rt, ws, transport, limit)
+            conn = await _attach(rt, ws, transport)
             if conn is not None:
                 await _relay(rt, conn)
         finally:
@@ -139,7 +139,6 @@ async def _attach(
     rt: TunnelRuntime,
     ws: web.WebSocketResponse,
     transport: asyncio.Transport | None,
-    limit: wslimit.MessageLimit,
 ) -> Connection | None:
     """Admission steps 3 to 11 of §5.4; None after a rejection."""
     first = await _read_attach(rt, ws)
@@ -159,7 +158,6 @@ async def _attach(
             now=now,
         )
         token_id = claims.token_id
-        limit.raise_to(MAX_RECORD_BYTES)
         conn = Connection(ws, transport, role, attach.endpoint_instance_id, token_id)
         admitted = _admit(rt, conn, claims)
     except AttachRejected as exc:

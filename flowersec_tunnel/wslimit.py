@@ -1,13 +1,16 @@
-"""A WebSocket message-size limit that can be raised after the attach.
+"""Message-size limits: 8 KiB for the attach, 1 MiB after it (tunnel.md §4.4).
 
-The tunnel must refuse attach messages over 8 KiB (1009, like the reference)
-and accept records up to 1 MiB once admitted (tunnel.md §4.4). aiohttp fixes
-the limit when the response is prepared, and its compiled frame parser does
-not let it change, so right after the upgrade (before any frame has been
-read) the connection gets aiohttp's pure-Python reader and queue, whose
-limit is a plain attribute. The Python parser costs a few microseconds per
-message more than the compiled one; the 8 KiB bound is what keeps
-half-open connections cheap.
+The reference reads frames lazily and raises its limit once the attach is
+admitted. aiohttp parses eagerly (a client's first handshake frame, sent
+right behind the attach, is parsed before the tunnel has looked at the
+attach) and fixes one limit when the response is prepared, with a compiled
+parser that cannot change it. So right after the upgrade the connection
+gets aiohttp's pure-Python reader and queue, subclassed so that the first
+data message is held to the attach limit and every later one to the
+record limit. An attach over 8 KiB thus gets 1009 as in the reference, and
+a connection that never attaches holds at most 8 KiB of partial message.
+The Python parser costs about two microseconds per message more than the
+compiled one.
 
 This touches aiohttp internals (``WebSocketResponse._reader``/``_parser`` and
 the request protocol's payload parser); :func:`check_support` runs at start
@@ -17,54 +20,70 @@ so an incompatible aiohttp fails loudly instead of mis-parsing.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from aiohttp._websocket import reader_py
 
 QUEUE_LIMIT = 2**16
 """Bytes of parsed messages held before aiohttp pauses reading the socket."""
 
+_DATA = frozenset({WSMsgType.TEXT, WSMsgType.BINARY})
 
-class MessageLimit:
-    """Handle on one connection's frame parser limit."""
 
-    __slots__ = ("_parser",)
+class _FirstMessageQueue(reader_py.WebSocketDataQueue):
+    """aiohttp's message queue, noting when the first data message went in."""
 
-    def __init__(self, parser: reader_py.WebSocketReader) -> None:
-        self._parser = parser
+    seen_data = 0
+
+    def feed_data(self, data: Any, size: int) -> None:
+        if not self.seen_data and data[0] in _DATA:
+            self.seen_data = 1
+        super().feed_data(data, size)
+
+
+class _TwoStageReader(reader_py.WebSocketReader):
+    """aiohttp's frame parser with one limit for the first data message
+    and another for the rest.
+
+    aiohttp refuses a message whose size reaches its limit, so the limits
+    are stored plus one: a message of exactly the limit passes.
+    """
+
+    def __init__(self, queue: _FirstMessageQueue, first: int, rest: int) -> None:
+        self._limits = (first + 1, rest + 1)
+        super().__init__(queue, rest + 1, compress=False, decode_text=True)
+        self._queue = queue
 
     @property
-    def value(self) -> int:
-        return self._parser._max_msg_size
+    def _max_msg_size(self) -> int:
+        return self._limits[self._queue.seen_data]
 
-    def raise_to(self, limit: int) -> None:
-        """Allow whole messages up to ``limit`` bytes from now on."""
-        self._parser._max_msg_size = limit
-        self._parser._max_fragments = max(1024, limit // 256)
+    @_max_msg_size.setter
+    def _max_msg_size(self, value: int) -> None:
+        """Ignore the base class's fixed limit; :attr:`_limits` rules."""
 
 
 def check_support() -> None:
     """Fail at start if aiohttp's internals no longer fit :func:`install`."""
-    probe = reader_py.WebSocketReader.__init__
-    names = probe.__code__.co_varnames
+    names = reader_py.WebSocketReader.__init__.__code__.co_varnames
     if "max_msg_size" not in names or not hasattr(web.WebSocketResponse, "_parser"):
         raise RuntimeError("unsupported aiohttp version for message limits")
 
 
 def install(
-    ws: web.WebSocketResponse, request: web.BaseRequest, limit: int
-) -> MessageLimit:
-    """Give a just-prepared ``ws`` a parser whose limit starts at ``limit``.
+    ws: web.WebSocketResponse, request: web.BaseRequest, first: int, rest: int
+) -> None:
+    """Give a just-prepared ``ws`` the two-stage parser.
 
-    Must run right after ``prepare()`` with no await in between, before any
-    frame arrived; bytes a client pipelined behind its upgrade request are
-    not carried over (the reference drops such connections).
+    Must run right after ``prepare()``, before any frame arrived; bytes a
+    client pipelined behind its upgrade request are not carried over (the
+    reference drops such connections).
     """
     loop = asyncio.get_running_loop()
     protocol = request.protocol
-    queue = reader_py.WebSocketDataQueue(protocol, QUEUE_LIMIT, loop=loop)
-    parser = reader_py.WebSocketReader(queue, limit, compress=False, decode_text=True)
+    queue = _FirstMessageQueue(protocol, QUEUE_LIMIT, loop=loop)
+    parser = _TwoStageReader(queue, first, rest)
     ws._reader = queue
     ws._parser = parser
     protocol._payload_parser = parser
-    return MessageLimit(parser)

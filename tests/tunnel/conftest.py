@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import time
@@ -123,12 +124,26 @@ class Harness:
         ch = self.server.runtime.hub.channels.get(channel_id)
         return ch is not None and ch.state.value == "paired"
 
+    @staticmethod
+    def attach_message(
+        channel_id: str, role: int, token: str, instance: bytes | None = None
+    ) -> str:
+        return attach_message(channel_id, role, token, instance)
+
+    @staticmethod
+    async def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
+        await wait_for(predicate, timeout)
+
+    @staticmethod
+    async def closed_with(
+        ws: aiohttp.ClientWebSocketResponse, timeout: float = 3.0
+    ) -> tuple[int | None, str]:
+        return await closed_with(ws, timeout)
+
 
 def attach_message(
     channel_id: str, role: int, token: str, instance: bytes | None = None
 ) -> str:
-    import json
-
     return json.dumps(
         {
             "v": 1,
