@@ -12,15 +12,25 @@ import json
 import os
 import shlex
 import signal
+import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import aiohttp
 import pytest
 
+from flowersec_endpoint.grants import ChannelInitGrant
 from flowersec_tunnel.issuer import GrantPair, mint_grant_pair, random_id
 from flowersec_tunnel.keys import IssuerKey, write_keyset
 
@@ -133,14 +143,77 @@ class Keyset:
     key: IssuerKey
     path: Path
 
-    def mint(self, ws_url: str, channel_id: str = "") -> GrantPair:
+    def mint(
+        self,
+        ws_url: str,
+        *,
+        aud: str = AUD,
+        iss: str = ISS,
+        key: IssuerKey | None = None,
+    ) -> GrantPair:
+        """A grant pair for a fresh channel, as a controlplane would mint it."""
         return mint_grant_pair(
-            self.key,
+            key or self.key,
             tunnel_url=ws_url,
-            audience=AUD,
-            issuer=ISS,
-            channel_id=channel_id or random_id(),
+            audience=aud,
+            issuer=iss,
+            channel_id=random_id(),
         )
+
+
+def attach_message(grant: ChannelInitGrant) -> str:
+    """The attach JSON a reference endpoint sends for its grant."""
+    return json.dumps(
+        {
+            "v": 1,
+            "channel_id": grant.channel_id,
+            "role": grant.role,
+            "token": grant.token,
+            "endpoint_instance_id": random_id(),
+        }
+    )
+
+
+@dataclass
+class Attacher:
+    """Opens WebSockets to a daemon and attaches them with grants."""
+
+    session: aiohttp.ClientSession
+
+    async def attach(self, grant: ChannelInitGrant) -> aiohttp.ClientWebSocketResponse:
+        ws = await self.session.ws_connect(grant.tunnel_url, headers={"Origin": ORIGIN})
+        await ws.send_str(attach_message(grant))
+        self.tokens.append(grant.token)
+        return ws
+
+    async def pair(self, pair: GrantPair) -> None:
+        """Attach both roles and prove they are spliced: a message crosses."""
+        client = await self.attach(pair.client)
+        server = await self.attach(pair.server)
+        await client.send_bytes(b"ping through the tunnel")
+        message = await server.receive(timeout=10)
+        assert message.type == aiohttp.WSMsgType.BINARY, message
+        assert message.data == b"ping through the tunnel"
+        self.paired.extend([client, server])
+
+    paired: list[aiohttp.ClientWebSocketResponse] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+async def attacher() -> AsyncIterator[Attacher]:
+    async with aiohttp.ClientSession() as session:
+        yield Attacher(session)
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
+    """A bound datagram socket playing systemd's NOTIFY_SOCKET."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.setblocking(False)
+    yield sock
+    sock.close()
 
 
 @pytest.fixture
@@ -188,6 +261,10 @@ class Daemon:
         self.ready = json.loads(line)
         return self.ready
 
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
@@ -206,7 +283,7 @@ class Daemon:
             await asyncio.sleep(0.05)
 
 
-StartDaemon = Callable[..., Any]
+StartDaemon = Callable[..., Awaitable[Daemon]]
 
 
 @pytest.fixture
@@ -215,12 +292,11 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
     started: list[Daemon] = []
 
     async def start(
-        env: Mapping[str, str], argv: tuple[str, ...] = (), *, ready: bool = True
+        env: Mapping[str, str], argv: Sequence[str] = (str(TUNNEL),)
     ) -> Daemon:
         stderr = tmp_path / f"daemon-{len(started)}.stderr"
         with stderr.open("wb") as err:
             proc = await asyncio.create_subprocess_exec(
-                str(TUNNEL),
                 *argv,
                 env=dict(env),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -229,8 +305,7 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
             )
         daemon = Daemon(proc, stderr)
         started.append(daemon)
-        if ready:
-            await daemon.read_ready()
+        await daemon.read_ready()
         return daemon
 
     yield start
