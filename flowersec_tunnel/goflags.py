@@ -294,8 +294,7 @@ class _Flag:
     help: str
     default: Any
     env: tuple[str, ...]
-    convert: Callable[[str], Any] | None
-    env_convert: Callable[[str], Any] | None
+    from_env: Callable[[str], Any]
 
 
 class _GoValue(argparse.Action):
@@ -416,7 +415,7 @@ class GoFlagParser(argparse.ArgumentParser):
         self, name: str, default: str, help: str, *, env: tuple[str, ...] = ()
     ) -> None:
         """Declare a string flag (value kept as given; callers trim)."""
-        flag = _Flag(name, "string", help, default, env, None, str)
+        flag = _Flag(name, "string", help, default, env, str)
         self._declare(flag)
 
     def add_int(
@@ -430,16 +429,14 @@ class GoFlagParser(argparse.ArgumentParser):
         def from_env(text: str) -> int:
             return parse_int(text, prefixes=False)
 
-        flag = _Flag(name, "int", help, default, env, from_flag, from_env)
+        flag = _Flag(name, "int", help, default, env, from_env)
         self._declare(flag, action=_GoValue, convert=from_flag)
 
     def add_duration(
         self, name: str, default: float, help: str, *, env: tuple[str, ...] = ()
     ) -> None:
         """Declare a Go duration flag; the value is in seconds."""
-        flag = _Flag(
-            name, "duration", help, default, env, parse_duration, parse_duration
-        )
+        flag = _Flag(name, "duration", help, default, env, parse_duration)
         self._declare(flag, action=_GoValue, convert=parse_duration)
 
     def add_bool(
@@ -451,7 +448,7 @@ class GoFlagParser(argparse.ArgumentParser):
         env: tuple[str, ...] = (),
     ) -> None:
         """Declare a boolean flag: ``--name`` or ``--name=<Go bool>``."""
-        flag = _Flag(name, "bool", help, default, env, parse_bool, parse_bool)
+        flag = _Flag(name, "bool", help, default, env, parse_bool)
         self._declare(flag, action=_GoBool)
 
     def add_list(self, name: str, help: str, *, env: tuple[str, ...] = ()) -> None:
@@ -464,7 +461,7 @@ class GoFlagParser(argparse.ArgumentParser):
         def split(text: str) -> list[str]:
             return [item for item in map(go_trim, text.split(",")) if item]
 
-        flag = _Flag(name, "list", help, [], env, None, split)
+        flag = _Flag(name, "list", help, [], env, split)
         self._declare(flag, action=_GoAppend)
 
     def add_version(self) -> None:
@@ -486,9 +483,8 @@ class GoFlagParser(argparse.ArgumentParser):
             if found is None:
                 continue
             var, text = found
-            assert flag.env_convert is not None
             try:
-                value = flag.env_convert(text)
+                value = flag.from_env(text)
             except ValueError as exc:
                 sys.stderr.write(f"invalid {var}: {exc}\n")
                 sys.stderr.flush()
