@@ -196,11 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         if spawned is not None:
-            status = spawned.stop()
-            print(
-                f"tunnel exited with {status}; log: {spawned.log_path}",
-                file=sys.stderr,
-            )
+            status, tail = spawned.stop()
+            print(f"tunnel exited with status {status}", file=sys.stderr)
+            if status:
+                print(tail, file=sys.stderr)
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

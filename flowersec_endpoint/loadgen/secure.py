@@ -41,7 +41,7 @@ class TimedTransport:
         self.inner = inner
         self.first_received: float | None = None
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes | bytearray) -> None:
         await self.inner.send(data)
 
     async def recv(self) -> bytes:

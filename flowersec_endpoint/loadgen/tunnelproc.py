@@ -3,7 +3,8 @@
 The tunnel gets a keyset holding the load generator's issuer public key and
 the same audience, issuer and allowed Origin, so the grants the load
 generator mints are accepted. Its log goes to a file next to the keyset,
-keeping the load generator's own stderr for progress lines.
+keeping the load generator's own stderr for progress lines; both are
+removed when the tunnel stops, and the log's tail is shown if it failed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from flowersec_endpoint.encoding import DecodeError, b64u_encode, loads_object
 
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
+LOG_TAIL_BYTES = 2000
 DEFAULT_MAX_CONNS = 12000
 DEFAULT_MAX_CHANNELS = 6000
 
@@ -46,8 +48,11 @@ class SpawnedTunnel:
         """The tunnel's process id (for RSS sampling)."""
         return self.process.pid
 
-    def stop(self) -> int:
-        """SIGTERM, wait briefly, then SIGKILL; return the exit status."""
+    def stop(self) -> tuple[int, str]:
+        """Stop the tunnel and remove its files; return status and log tail.
+
+        SIGTERM first (graceful drain), SIGKILL if it lingers.
+        """
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -57,7 +62,19 @@ class SpawnedTunnel:
                 self.process.wait()
         if self.process.stdout is not None:
             self.process.stdout.close()
-        return self.process.returncode
+        tail = _tail(self.log_path)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        return self.process.returncode, tail
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - LOG_TAIL_BYTES))
+            return log.read().decode("utf-8", errors="replace").strip()
+    except OSError as exc:
+        return f"(log unreadable: {exc})"
 
 
 def tunnel_command() -> list[str]:
@@ -125,6 +142,7 @@ def spawn_tunnel(
     except BaseException:
         process.kill()
         process.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
         raise
     return SpawnedTunnel(process, ws_url, workdir, log_path)
 
@@ -143,9 +161,9 @@ def _read_ready_line(process: subprocess.Popen[bytes], log_path: Path) -> str:
             continue
         chunk = os.read(fd, 4096)
         if not chunk:
-            tail = log_path.read_text(errors="replace")[-2000:]
+            status = process.wait()
             raise TunnelStartError(
-                f"tunnel exited with status {process.wait()}: {tail.strip()}"
+                f"tunnel exited with status {status}: {_tail(log_path)}"
             )
         buffer += chunk
     line = buffer.split(b"\n", 1)[0]
