@@ -23,6 +23,13 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY flowersec_endpoint ./flowersec_endpoint
 COPY flowersec_tunnel ./flowersec_tunnel
+# Stamp the build values that --version and the ready line report.
+ARG COMMIT=unknown
+ARG DATE=unknown
+RUN sed -i \
+      -e "s|^BUILD_COMMIT = \"unknown\"|BUILD_COMMIT = \"${COMMIT}\"|" \
+      -e "s|^BUILD_DATE = \"unknown\"|BUILD_DATE = \"${DATE}\"|" \
+      flowersec_tunnel/goflags.py
 RUN /opt/flowersec/bin/pip install --no-compile . \
     && /opt/flowersec/bin/pip uninstall --yes pip \
     && /opt/flowersec/bin/python -m compileall -q /opt/flowersec
