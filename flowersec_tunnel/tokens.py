@@ -11,10 +11,10 @@ The tunnel accepts two forms of the same claims against the same keyset:
 Both run the twelve checks of §1.4 in order with the same failure names.
 For a JWT the header is decoded in step 2 and parsed in step 3 with the
 payload; a header that is not an object or has a non-string ``kid`` is a
-``json`` failure; ``alg`` other than ``EdDSA`` or a ``typ`` other than
-``JWT`` is a ``format`` failure reported at step 3. PyJWT checks the
-signature only; the claim rules are ours so both forms behave alike (a JWT
-``aud`` must be a single string, as in FST2).
+``json`` failure; an ``alg`` other than ``EdDSA``, or a ``typ`` that is
+present and not ``JWT``, is a ``format`` failure reported at step 3. PyJWT
+checks the signature only; the claim rules are ours so both forms behave
+alike (a JWT ``aud`` must be a single string, as in FST2).
 """
 
 from __future__ import annotations
