@@ -110,6 +110,9 @@ class WebSocketTransport:
         if msg.type is aiohttp.WSMsgType.ERROR:
             self._closed = TransportClosed(self._ws.close_code, "")
             raise self._closed from msg.data
+        # CLOSING/CLOSED without a close frame: the connection just ended.
+        # aiohttp reports that as code 1000, which must not pass for a clean
+        # close, so the code is left unknown.
         raise self._closed_error()
 
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
@@ -120,7 +123,7 @@ class WebSocketTransport:
 
     def _closed_error(self) -> TransportClosed:
         if self._closed is None:
-            self._closed = TransportClosed(self._ws.close_code, "")
+            self._closed = TransportClosed(None, "")
         return self._closed
 
 

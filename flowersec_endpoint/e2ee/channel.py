@@ -82,7 +82,7 @@ class SecureChannel:
         self._read_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
         self._ended = asyncio.Event()
-        self._end_error: FlowersecError | None = None
+        self._end_error: SecureChannelError | None = None
         self._close_task: asyncio.Task[None] | None = None
         self._keepalive: asyncio.Task[None] | None = None
         if keepalive_interval > 0:
@@ -162,18 +162,17 @@ class SecureChannel:
         return self._end_error
 
     def _check_open(self, code: Code) -> None:
+        """Raise if the channel has ended: the failure itself, or, for a
+        ping or after a clean close, an error with the caller's code."""
         if not self._ended.is_set():
             return
-        if code is Code.PING_FAILED or self._end_error is None:
-            reason = (
-                RecordFailure.CLOSED
-                if self._end_error is None
-                else getattr(self._end_error, "reason", RecordFailure.CLOSED)
-            )
-            raise SecureChannelError(
-                self._path, code, reason, "secure channel is closed", self._end_error
-            )
-        raise self._end_error
+        error = self._end_error
+        if error is not None and code is not Code.PING_FAILED:
+            raise error
+        reason = RecordFailure.CLOSED if error is None else error.reason
+        raise SecureChannelError(
+            self._path, code, reason, "secure channel is closed", error
+        )
 
     async def _send(self, frame: bytes | bytearray, code: Code) -> None:
         try:
@@ -198,7 +197,7 @@ class SecureChannel:
         reason: RecordFailure,
         cause: BaseException,
         code: Code = Code.NOT_CONNECTED,
-    ) -> FlowersecError:
+    ) -> SecureChannelError:
         """End the channel with an error (first one wins) and close 1002."""
         if self._ended.is_set():
             if self._end_error is not None:
@@ -212,7 +211,7 @@ class SecureChannel:
         self._close_task = _close_in_background(self._transport, CLOSE_PROTOCOL_ERROR)
         return error
 
-    def _end(self, error: FlowersecError | None) -> None:
+    def _end(self, error: SecureChannelError | None) -> None:
         if self._ended.is_set():
             return
         self._end_error = error

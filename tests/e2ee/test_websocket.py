@@ -22,7 +22,7 @@ from flowersec_endpoint.transport import TransportClosed, WebSocketTransport
 
 PSK = bytes(range(0x10, 0x30))
 CHANNEL = "chan_ws"
-Handler = Callable[[WebSocketTransport], Awaitable[None]]
+Handler = Callable[[WebSocketTransport, web.Request], Awaitable[None]]
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
             ws = web.WebSocketResponse()
             await ws.prepare(request)
             fut: asyncio.Future[Any] = asyncio.ensure_future(
-                handler(WebSocketTransport(ws))
+                handler(WebSocketTransport(ws), request)
             )
             done.append(fut)
             await asyncio.wait([fut])
@@ -72,7 +72,7 @@ async def _echo_server(transport: WebSocketTransport, suite: int) -> None:
 async def test_echo_over_websocket(
     serve: Callable[[Handler], Awaitable[str]], suite: int
 ) -> None:
-    url = await serve(lambda t: _echo_server(t, suite))
+    url = await serve(lambda t, _: _echo_server(t, suite))
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         channel = await client_handshake(
             WebSocketTransport(ws), psk=PSK, channel_id=CHANNEL, suite=suite
@@ -100,7 +100,7 @@ async def test_text_message_is_fatal(
 ) -> None:
     result: asyncio.Future[BaseException | None] = asyncio.Future()
 
-    async def handler(transport: WebSocketTransport) -> None:
+    async def handler(transport: WebSocketTransport, request: web.Request) -> None:
         channel = await server_handshake(
             transport, psk=PSK, channel_id=CHANNEL, init_exp=4_000_000_000
         )
@@ -126,7 +126,7 @@ async def test_text_message_is_fatal(
 async def test_close_reason_reaches_client(
     serve: Callable[[Handler], Awaitable[str]],
 ) -> None:
-    async def reject(transport: WebSocketTransport) -> None:
+    async def reject(transport: WebSocketTransport, _: web.Request) -> None:
         await transport.recv()
         await transport.close(1008, "invalid_token")
 
@@ -151,7 +151,7 @@ async def test_wrong_psk_over_websocket(
 ) -> None:
     result: asyncio.Future[FlowersecError] = asyncio.Future()
 
-    async def handler(transport: WebSocketTransport) -> None:
+    async def handler(transport: WebSocketTransport, request: web.Request) -> None:
         try:
             await server_handshake(
                 transport, psk=PSK, channel_id=CHANNEL, init_exp=4_000_000_000
@@ -174,7 +174,7 @@ async def test_peer_clean_close_is_eof(
 ) -> None:
     server_channel: asyncio.Future[SecureChannel] = asyncio.Future()
 
-    async def handler(transport: WebSocketTransport) -> None:
+    async def handler(transport: WebSocketTransport, request: web.Request) -> None:
         channel = await server_handshake(
             transport, psk=PSK, channel_id=CHANNEL, init_exp=4_000_000_000
         )
@@ -191,3 +191,27 @@ async def test_peer_clean_close_is_eof(
         await server.close()
         assert await pending == b""
         assert await channel.wait_closed() is None
+
+
+async def test_connection_lost_is_not_a_clean_end(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    async def handler(transport: WebSocketTransport, request: web.Request) -> None:
+        channel = await server_handshake(
+            transport, psk=PSK, channel_id=CHANNEL, init_exp=4_000_000_000
+        )
+        await channel.write(b"last words")
+        assert request.transport is not None
+        request.transport.close()
+
+    url = await serve(handler)
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        channel = await client_handshake(
+            WebSocketTransport(ws), psk=PSK, channel_id=CHANNEL
+        )
+        assert await channel.read() == b"last words"
+        with pytest.raises(SecureChannelError) as info:
+            await channel.read()
+    assert info.value.reason is RecordFailure.TRANSPORT_CLOSED
+    assert isinstance(info.value.cause, TransportClosed)
+    assert info.value.cause.code is None
