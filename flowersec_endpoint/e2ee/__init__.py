@@ -6,8 +6,19 @@ record layer, handshake cache) has no I/O; :mod:`.channel` runs it over a
 """
 
 from flowersec_endpoint.e2ee.cache import HandshakeCache
+from flowersec_endpoint.e2ee.channel import (
+    SecureChannel,
+    client_handshake,
+    default_keepalive_interval,
+    server_handshake,
+)
 from flowersec_endpoint.e2ee.constants import RecordFlags, Role, Suite
-from flowersec_endpoint.e2ee.errors import E2EEError, RecordError, RecordFailure
+from flowersec_endpoint.e2ee.errors import (
+    E2EEError,
+    RecordError,
+    RecordFailure,
+    SecureChannelError,
+)
 from flowersec_endpoint.e2ee.handshake import (
     ClientConfig,
     ClientHandshake,
@@ -27,8 +38,13 @@ __all__ = [
     "RecordFlags",
     "RecordLayer",
     "Role",
+    "SecureChannel",
+    "SecureChannelError",
     "ServerConfig",
     "ServerHandshake",
     "Suite",
+    "client_handshake",
+    "default_keepalive_interval",
     "peek_init",
+    "server_handshake",
 ]

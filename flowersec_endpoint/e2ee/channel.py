@@ -50,6 +50,17 @@ from flowersec_endpoint.transport import (
 log = logging.getLogger(__name__)
 
 
+def default_keepalive_interval(idle_timeout_seconds: float) -> float:
+    """Keepalive period in seconds for a tunnel idle timeout (api.md §8).
+
+    Half the idle timeout, at least 0.5 s; 0 (disabled) when the idle
+    timeout is not positive.
+    """
+    if idle_timeout_seconds <= 0:
+        return 0.0
+    return max(idle_timeout_seconds / 2, 0.5)
+
+
 class SecureChannel:
     """An established E2EE channel: app records in, app records out.
 
@@ -126,7 +137,7 @@ class SecureChannel:
                 if flags == RecordFlags.APP and plaintext:
                     return plaintext
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` as app records, none of another write in between."""
         async with self._write_lock:
             self._check_open(Code.NOT_CONNECTED)

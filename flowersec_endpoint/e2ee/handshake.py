@@ -45,6 +45,8 @@ from flowersec_endpoint.e2ee.records import RecordLayer
 from flowersec_endpoint.encoding import INT64_MAX, DecodeError, b64u_decode, b64u_encode
 from flowersec_endpoint.errors import Code, Stage
 
+_CHANNEL_ID_MAX_BYTES = 0xFFFF
+
 Clock = Callable[[], float]
 """Wall clock in Unix seconds (``time.time`` in production)."""
 
@@ -55,6 +57,14 @@ def _validate_config(
     """Configuration checks before any I/O, in the reference's order."""
     if not channel_id:
         raise E2EEError(Stage.VALIDATE, Code.MISSING_CHANNEL_ID, "missing channel_id")
+    try:
+        channel_bytes = len(channel_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        channel_bytes = -1
+    if not 0 < channel_bytes <= _CHANNEL_ID_MAX_BYTES:
+        raise E2EEError(
+            Stage.VALIDATE, Code.INVALID_INPUT, "channel_id: not 1..65535 UTF-8 bytes"
+        )
     if init_exp is not None and init_exp <= 0:
         raise E2EEError(Stage.VALIDATE, Code.MISSING_INIT_EXP, "missing init_exp")
     if len(psk) != PSK_LEN:

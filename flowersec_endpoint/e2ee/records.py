@@ -179,7 +179,7 @@ class RecordLayer:
         self.send_seq = seq + 1
         return frame
 
-    def seal_app(self, data: bytes | memoryview) -> Iterator[bytearray]:
+    def seal_app(self, data: bytes | bytearray | memoryview) -> Iterator[bytearray]:
         """Yield app records for ``data``, chunked at the record limit.
 
         Lazy, so a large write holds one sealed chunk at a time; the caller

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from flowersec_endpoint.e2ee import peek_init
 from flowersec_endpoint.e2ee.channel import (
     SecureChannel,
     client_handshake,
+    default_keepalive_interval,
     server_handshake,
 )
 from flowersec_endpoint.e2ee.constants import RecordFlags
@@ -280,6 +282,8 @@ async def test_tunnel_close_reason_surfaces() -> None:
         ({"psk": "not*b64"}, Code.INVALID_PSK),
         ({"suite": 3}, Code.INVALID_SUITE),
         ({"channel_id": ""}, Code.MISSING_CHANNEL_ID),
+        ({"channel_id": "\ud800"}, Code.INVALID_INPUT),
+        ({"channel_id": "x" * 65536}, Code.INVALID_INPUT),
         ({"handshake_timeout": -1}, Code.INVALID_OPTION),
     ],
 )
@@ -364,3 +368,39 @@ async def test_memory_pair_delivers_before_close() -> None:
     assert (info.value.code, info.value.reason) == (4000, "bye")
     with pytest.raises(TransportClosed):
         await b.send(b"x")
+
+
+@pytest.mark.parametrize(
+    ("idle", "interval"), [(60, 30.0), (1, 0.5), (0.5, 0.5), (0, 0.0), (-5, 0.0)]
+)
+def test_default_keepalive_interval(idle: float, interval: float) -> None:
+    assert default_keepalive_interval(idle) == interval
+
+
+async def test_resolving_server_with_first_message() -> None:
+    """A server that reads the init itself, picks the PSK, then hands it on."""
+    a, b = memory_pair()
+    client_task = asyncio.ensure_future(
+        client_handshake(a, psk=bytes(range(32)), channel_id="picked", suite=2)
+    )
+    first = await b.recv()
+    init = peek_init(first)
+    server = await server_handshake(
+        b,
+        psk=bytes(range(32)),
+        channel_id=init.channel_id,
+        suite=init.suite,
+        init_exp=4_000_000_000,
+        first_message=first,
+    )
+    client = await client_task
+    await server.write(b"resolved")
+    assert await client.read() == b"resolved"
+
+
+async def test_write_accepts_buffers(pair_up: PairUp) -> None:
+    client, server, _, _ = await _established(pair_up)
+    await client.write(bytearray(b"ab"))
+    await client.write(memoryview(b"xcdx")[1:3])
+    assert await server.read() == b"ab"
+    assert await server.read() == b"cd"

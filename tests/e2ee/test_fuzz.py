@@ -126,3 +126,22 @@ def test_client_machine_only_raises_e2ee_error(
             client.receive(encode_handshake(msg_type, payload))
         except E2EEError:
             return
+
+
+@given(st.text(max_size=8))
+def test_any_channel_id_text_is_handled(channel_id: str) -> None:
+    escaped = json.dumps({"channel_id": channel_id, "role": 1, "version": 1})
+    server = ServerHandshake(ServerConfig(psk=PSK, channel_id="c", init_exp=1))
+    with contextlib.suppress(E2EEError):
+        server.receive(encode_handshake(HandshakeType.INIT, escaped.encode()))
+
+
+def test_lone_surrogate_is_a_handshake_error() -> None:
+    server = ServerHandshake(ServerConfig(psk=PSK, channel_id="c", init_exp=1))
+    payload = b'{"channel_id":"\\ud800","role":1,"version":1}'
+    try:
+        server.receive(encode_handshake(HandshakeType.INIT, payload))
+    except E2EEError as exc:
+        assert "Unicode" in exc.message
+    else:
+        raise AssertionError("accepted a lone surrogate")
