@@ -328,9 +328,11 @@ async def test_tls(
     assert proc.ready["ws_url"].startswith("wss://")
     assert proc.ready["metrics_url"].startswith("https://")
     ctx = ssl.create_default_context(cafile=str(cert))
-    async with aiohttp.ClientSession() as session:
-        async with session.get(proc.ready["healthz_url"], ssl=ctx) as resp:
-            assert await resp.read() == b"ok"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(proc.ready["healthz_url"], ssl=ctx) as resp,
+    ):
+        assert await resp.read() == b"ok"
     outcome = await attach_outcome(
         proc.ready["ws_url"], "t1", 1, mint(keyfile[1], "t1", 1), ssl=ctx
     )
