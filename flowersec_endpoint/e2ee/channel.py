@@ -322,8 +322,10 @@ async def client_handshake(
     ``None`` or 0 disables the timeout. Failures raise ``FlowersecError``
     under ``path``; when the transport closed, ``cause`` is the
     :class:`~flowersec_endpoint.transport.TransportClosed` carrying the
-    close reason (the tunnel's attach rejections). On failure the transport
-    is closed; cancellation propagates after closing it.
+    close reason (the tunnel's attach rejections). Configuration errors
+    (stage ``validate``) leave the transport alone; any later failure, and
+    cancellation (which propagates), start closing it without waiting for
+    the peer's close echo.
     """
     try:
         machine = ClientHandshake(

@@ -187,7 +187,7 @@ class RecordLayer:
         nothing.
         """
         view = memoryview(data)
-        step = self.max_plaintext or len(view)
+        step = self.max_plaintext or max(len(view), 1)
         for start in range(0, len(view), step):
             yield self.seal(RecordFlags.APP, view[start : start + step])
 

@@ -293,3 +293,13 @@ def test_peek_init() -> None:
     with pytest.raises(E2EEError) as info:
         peek_init(_init_frame(version=3))
     assert info.value.code is Code.INVALID_VERSION
+
+
+def test_unlimited_record_size() -> None:
+    client = _client(max_record_bytes=0)
+    server = _server(max_record_bytes=0)
+    _run(client, server)
+    assert list(client.records.seal_app(b"")) == []
+    frames = list(client.records.seal_app(bytes(3 << 20)))
+    assert len(frames) == 1
+    assert server.records.open(bytes(frames[0])) == (0, bytes(3 << 20))
