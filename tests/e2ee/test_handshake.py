@@ -303,3 +303,45 @@ def test_unlimited_record_size() -> None:
     frames = list(client.records.seal_app(bytes(3 << 20)))
     assert len(frames) == 1
     assert server.records.open(bytes(frames[0])) == (0, bytes(3 << 20))
+
+
+def _resp_with(
+    server: ServerHandshake, client: ClientHandshake, **fields: Any
+) -> bytes:
+    resp = json.loads(decode_handshake(server.receive(client.start()))[1])
+    return encode_handshake(HandshakeType.RESP, json.dumps(resp | fields).encode())
+
+
+def test_client_rejects_low_order_x25519_key() -> None:
+    client = _client()
+    frame = _resp_with(_server(), client, server_eph_pub_b64u="A" * 43)
+    with pytest.raises(E2EEError) as info:
+        client.receive(frame)
+    assert info.value.code is Code.HANDSHAKE_FAILED
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "B" + "A" * 86,  # 0x04-prefixed but not on the curve
+        "A" * 87,  # wrong prefix
+    ],
+)
+def test_client_rejects_bad_p256_key(key: str) -> None:
+    client = _client(suite=2)
+    frame = _resp_with(_server(suite=2), client, server_eph_pub_b64u=key)
+    with pytest.raises(E2EEError) as info:
+        client.receive(frame)
+    assert info.value.code is Code.HANDSHAKE_FAILED
+
+
+def test_server_checks_p256_point_only_after_the_tag() -> None:
+    """Like the reference, an off-curve client key passes the init checks."""
+    server = _server(suite=2)
+    client = _client(suite=2)
+    fields = json.loads(decode_handshake(client.start())[1])
+    fields["client_eph_pub_b64u"] = "B" + "A" * 86
+    resp = server.receive(
+        encode_handshake(HandshakeType.INIT, json.dumps(fields).encode())
+    )
+    assert decode_handshake(resp)[0] == HandshakeType.RESP
