@@ -19,9 +19,9 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import structlog
+from .logs import get_logger
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
