@@ -19,6 +19,9 @@ CLOSE_NORMAL = 1000
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_UNSUPPORTED_DATA = 1003
 
+# Seen only with autoping off; never E2EE frames, so skipped as the peers do.
+_CONTROL = frozenset((aiohttp.WSMsgType.PING, aiohttp.WSMsgType.PONG))
+
 
 class TransportError(Exception):
     """The transport can no longer carry E2EE frames."""
@@ -96,6 +99,8 @@ class WebSocketTransport:
         if self._closed is not None:
             raise self._closed
         msg = await self._ws.receive()
+        while msg.type in _CONTROL:
+            msg = await self._ws.receive()
         if msg.type is aiohttp.WSMsgType.BINARY:
             data: bytes = msg.data
             return data

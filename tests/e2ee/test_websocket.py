@@ -215,3 +215,22 @@ async def test_connection_lost_is_not_a_clean_end(
     assert info.value.reason is RecordFailure.TRANSPORT_CLOSED
     assert isinstance(info.value.cause, TransportClosed)
     assert info.value.cause.code is None
+
+
+async def test_pings_are_skipped_without_autoping(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    async def handler(transport: WebSocketTransport, _: web.Request) -> None:
+        ws = transport.websocket
+        await ws.ping(b"p")
+        await transport.send(b"frame")
+        await transport.recv()
+
+    url = await serve(handler)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url, autoping=False) as ws,
+    ):
+        transport = WebSocketTransport(ws)
+        assert await transport.recv() == b"frame"
+        await transport.close()
