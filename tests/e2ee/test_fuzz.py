@@ -145,3 +145,48 @@ def test_lone_surrogate_is_a_handshake_error() -> None:
         assert "Unicode" in exc.message
     else:
         raise AssertionError("accepted a lone surrogate")
+
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("app"), st.binary(min_size=90, max_size=300)),
+        st.tuples(st.just("app"), st.binary(max_size=10)),
+        st.tuples(st.just("ping"), st.just(b"")),
+        st.tuples(st.just("rekey"), st.just(b"")),
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=50)
+@given(ops, ops)
+def test_any_record_sequence_round_trips(
+    c2s: list[tuple[str, bytes]], s2c: list[tuple[str, bytes]]
+) -> None:
+    client = ClientHandshake(
+        ClientConfig(psk=PSK, channel_id="c", max_record_bytes=134)
+    )
+    server = ServerHandshake(
+        ServerConfig(
+            psk=PSK, channel_id="c", init_exp=4_000_000_000, max_record_bytes=134
+        )
+    )
+    ack = client.receive(server.receive(client.start()))
+    assert ack is not None
+    client.receive(server.receive(ack))
+    for sender, receiver, script in (
+        (client.records, server.records, c2s),
+        (server.records, client.records, s2c),
+    ):
+        frames: list[bytes] = []
+        for op, data in script:
+            if op == "app":
+                frames.extend(bytes(f) for f in sender.seal_app(data))
+            elif op == "ping":
+                frames.append(bytes(sender.seal_ping()))
+            else:
+                frames.append(bytes(sender.seal_rekey()))
+        received = b"".join(
+            plaintext for flags, plaintext in map(receiver.open, frames) if flags == 0
+        )
+        assert received == b"".join(d for op, d in script if op == "app")
