@@ -191,14 +191,9 @@ class SecureChannel:
         except TransportError as exc:
             if self._ended.is_set() and self._end_error is None:
                 raise SecureChannelError(
-                    self._path, code, RecordFailure.CLOSED, "closed", exc
+                    self._path, code, RecordFailure.CLOSED, "channel closed", exc
                 ) from exc
-            reason = (
-                RecordFailure.PING_FAILED
-                if code is Code.PING_FAILED
-                else RecordFailure.TRANSPORT_CLOSED
-            )
-            raise self._fail(reason, exc, code) from exc
+            raise self._fail(RecordFailure.TRANSPORT_CLOSED, exc, code) from exc
         except asyncio.CancelledError as exc:
             self._fail(RecordFailure.TRANSPORT_CLOSED, exc)
             raise

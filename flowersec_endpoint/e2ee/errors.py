@@ -35,7 +35,6 @@ class RecordFailure(StrEnum):
     SEQ_EXHAUSTED = "seq_exhausted"
     TRANSPORT_CLOSED = "transport_closed"
     TEXT_MESSAGE = "text_message"
-    PING_FAILED = "ping_failed"
     CLOSED = "closed"
 
 
