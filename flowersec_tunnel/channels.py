@@ -433,11 +433,16 @@ class Hub:
         for ch in self.channels.values():
             if not ch.saw_record and wall_seconds > ch.init_exp + skew_seconds:
                 found.append((ch, End.INIT_EXPIRED))
-            elif write_timeout > 0 and any(
-                ep.write_since and now - ep.write_since > write_timeout
-                for ep in ch.endpoints()
+            elif write_timeout > 0 and (
+                _stuck(ch.slots[1], now, write_timeout)
+                or _stuck(ch.slots[2], now, write_timeout)
             ):
                 found.append((ch, End.WRITE_ERROR))
             elif now - ch.last_active > ch.idle_timeout:
                 found.append((ch, End.IDLE_TIMEOUT))
         return found
+
+
+def _stuck(ep: Endpoint | None, now: float, timeout: float) -> bool:
+    """True if a write to ``ep`` has been waiting longer than ``timeout``."""
+    return ep is not None and ep.write_since > 0 and now - ep.write_since > timeout

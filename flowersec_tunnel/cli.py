@@ -46,22 +46,26 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _dev_keys(cfg: TunnelConfig, directory: str) -> TunnelConfig:
-    """Write a throwaway issuer key and keyset, and say how to mint grants."""
+def _dev_keys(cfg: TunnelConfig, directory: str) -> tuple[TunnelConfig, str]:
+    """Write a throwaway issuer key and keyset; return the private key path."""
     key = IssuerKey.generate(DEV_KID)
     private_path = os.path.join(directory, "issuer_key.json")
     keyset_path = os.path.join(directory, "issuer_keys.json")
     write_issuer_key(private_path, key)
     write_keyset(keyset_path, {key.kid: key.public_key})
-    host = cfg.listen
+    return replace(cfg, issuer_keys_file=keyset_path), private_path
+
+
+def _dev_hint(cfg: TunnelConfig, private_path: str, ws_url: str) -> None:
+    """Tell the developer how to mint a grant pair for this tunnel."""
     sys.stderr.write(
         "dev mode: throwaway issuer key in "
-        f"{directory} (deleted on exit). Mint a grant pair with:\n"
+        f"{os.path.dirname(private_path)} (deleted on exit). "
+        "Mint a grant pair with:\n"
         f"  flowersec-channelinit --issuer-private-key-file {private_path} "
-        f"--tunnel-url ws://{host}{cfg.ws_path} --aud {cfg.aud} --iss {cfg.iss}\n"
+        f"--tunnel-url {ws_url} --aud {cfg.aud} --iss {cfg.iss}\n"
     )
     sys.stderr.flush()
-    return replace(cfg, issuer_keys_file=keyset_path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,22 +78,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
     configure("console" if cfg.log_format == "console" else "json")
     with tempfile.TemporaryDirectory(prefix="flowersec-tunnel-dev-") as tmp:
+        dev_key = ""
         if cfg.dev:
-            cfg = _dev_keys(cfg, tmp)
+            cfg, dev_key = _dev_keys(cfg, tmp)
         try:
             keys = load_keyset(cfg.issuer_keys_file)
         except (KeyFileError, OSError, ValueError) as exc:
             return _fail(f"load issuer keyset: {exc}")
-        return _run(cfg, keys)
-
-
-def _run(cfg: TunnelConfig, keys: dict[str, bytes]) -> int:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(serve(cfg, keys))
-    result: int = uvloop.run(serve(cfg, keys))
-    return result
+        coro = serve(cfg, keys, dev_key=dev_key)
+        try:
+            import uvloop
+        except ImportError:
+            return asyncio.run(coro)
+        result: int = uvloop.run(coro)
+        return result
 
 
 async def serve(
@@ -97,8 +99,12 @@ async def serve(
     keys: dict[str, bytes],
     *,
     stop: asyncio.Event | None = None,
+    dev_key: str = "",
 ) -> int:
-    """Run the daemon until SIGINT/SIGTERM (or ``stop``), then drain."""
+    """Run the daemon until SIGINT/SIGTERM (or ``stop``), then drain.
+
+    ``dev_key`` is the throwaway private key path of ``--dev``.
+    """
     log = get_logger("flowersec_tunnel.cli")
     server = TunnelServer(cfg, keys)
     try:
@@ -109,6 +115,8 @@ async def serve(
         return _fail(str(exc))
     sys.stdout.write(ready.decode("utf-8") + "\n")
     sys.stdout.flush()
+    if dev_key:
+        _dev_hint(cfg, dev_key, server.ready_fields()["ws_url"])
     for ready_hook in LIFECYCLE.on_ready:
         ready_hook(server)
     stop = stop or asyncio.Event()

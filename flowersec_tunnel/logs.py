@@ -39,6 +39,9 @@ def configure(fmt: LogFormat = "json", *, level: int = logging.INFO) -> None:
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    """A logger bound to ``logger=<name>``."""
-    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
-    return logger.bind(logger=name)
+    """A logger bound to ``component=<name>``.
+
+    It stays lazy: it follows :func:`configure` even when called before it.
+    """
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(component=name)
+    return logger

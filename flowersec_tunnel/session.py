@@ -200,7 +200,7 @@ def _admit(rt: TunnelRuntime, conn: Connection, claims: TokenPayload) -> Admitte
         raise
     if admitted.kind is Admission.REPLACED:
         rt.metrics.replace("ok")
-        rt.record_end(None, admitted.evicted, End.REPLACED)
+        rt.record_end(admitted.evicted[0].channel, admitted.evicted, End.REPLACED)
         rt.close_endpoints(admitted.evicted, End.REPLACED)
     if admitted.pair_latency is not None:
         rt.metrics.pair_latency(admitted.pair_latency)

@@ -379,3 +379,49 @@ def test_exit_codes(tmp_path: Path, keyfile: tuple[Path, IssuerKey]) -> None:
     assert result.returncode == 1
     result = _run("--issuer-keys-file", good, *common, "--listen", "nonsense")
     assert result.returncode == 1 and result.stdout == b""
+
+
+async def test_dev_mode_hint_mints_a_working_pair() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        _script(),
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 15))
+        await asyncio.wait_for(proc.stderr.readline(), 5)
+        hint = (await asyncio.wait_for(proc.stderr.readline(), 5)).decode().split()
+        assert hint[0] == "flowersec-channelinit"
+        assert hint[hint.index("--tunnel-url") + 1] == ready["ws_url"]
+        tool = Path(sys.executable).with_name("flowersec-channelinit")
+        minted = subprocess.run(
+            [str(tool), *hint[1:]], capture_output=True, timeout=15, env=_env()
+        )
+        assert minted.returncode == 0, minted.stderr
+        grants = json.loads(minted.stdout)
+        async with aiohttp.ClientSession() as session:
+            sockets = []
+            for name in ("grant_client", "grant_server"):
+                grant = grants[name]
+                ws = await session.ws_connect(
+                    grant["tunnel_url"], headers={"Origin": "http://localhost:5173"}
+                )
+                await ws.send_str(
+                    attach_text(grant["channel_id"], grant["role"], grant["token"])
+                )
+                sockets.append(ws)
+            await sockets[0].send_bytes(b"dev works")
+            assert await sockets[1].receive_bytes(timeout=5) == b"dev works"
+            for ws in sockets:
+                await ws.close()
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
