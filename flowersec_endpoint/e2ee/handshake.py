@@ -25,6 +25,7 @@ from flowersec_endpoint.e2ee.constants import (
     NONCE_LEN,
     PROTOCOL_VERSION,
     PSK_LEN,
+    RECORD_OVERHEAD,
     HandshakeType,
     RecordFlags,
     Role,
@@ -42,7 +43,13 @@ from flowersec_endpoint.e2ee.keyschedule import (
 )
 from flowersec_endpoint.e2ee.messages import E2EEAck, E2EEInit, E2EEResp
 from flowersec_endpoint.e2ee.records import RecordLayer
-from flowersec_endpoint.encoding import INT64_MAX, DecodeError, b64u_decode, b64u_encode
+from flowersec_endpoint.encoding import (
+    INT64_MAX,
+    UINT32_MAX,
+    DecodeError,
+    b64u_decode,
+    b64u_encode,
+)
 from flowersec_endpoint.errors import Code, Stage
 
 _CHANNEL_ID_MAX_BYTES = 0xFFFF
@@ -72,6 +79,19 @@ def _validate_config(
     if suite not in (1, 2):
         raise E2EEError(Stage.VALIDATE, Code.INVALID_SUITE, "suite must be 1 or 2")
     return Suite(suite)
+
+
+def _validate_options(features: int, max_payload: int, max_record: int) -> None:
+    if not 0 <= features <= UINT32_MAX:
+        raise E2EEError(Stage.VALIDATE, Code.INVALID_OPTION, "features: not a u32")
+    if max_payload < 0:
+        raise E2EEError(
+            Stage.VALIDATE, Code.INVALID_OPTION, "max_handshake_payload < 0"
+        )
+    if max_record != 0 and max_record <= RECORD_OVERHEAD:
+        raise E2EEError(
+            Stage.VALIDATE, Code.INVALID_OPTION, "max_record_bytes leaves no room"
+        )
 
 
 def _decode_b64u(text: str, what: str) -> bytes:
@@ -159,6 +179,11 @@ class ClientHandshake(_Machine):
         clock: Clock = time.time,
     ) -> None:
         self._suite = _validate_config(config.psk, config.channel_id, config.suite)
+        _validate_options(
+            config.client_features,
+            config.max_handshake_payload,
+            config.max_record_bytes,
+        )
         self._config = config
         self._rng = rng
         self._clock = clock
@@ -294,6 +319,11 @@ class ServerHandshake(_Machine):
     ) -> None:
         self._suite = _validate_config(
             config.psk, config.channel_id, config.suite, config.init_exp
+        )
+        _validate_options(
+            config.server_features,
+            config.max_handshake_payload,
+            config.max_record_bytes,
         )
         self._config = config
         self._cache = cache if cache is not None else HandshakeCache()

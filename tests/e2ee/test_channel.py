@@ -285,6 +285,9 @@ async def test_tunnel_close_reason_surfaces() -> None:
         ({"channel_id": "\ud800"}, Code.INVALID_INPUT),
         ({"channel_id": "x" * 65536}, Code.INVALID_INPUT),
         ({"handshake_timeout": -1}, Code.INVALID_OPTION),
+        ({"client_features": 2**32}, Code.INVALID_OPTION),
+        ({"max_record_bytes": 34}, Code.INVALID_OPTION),
+        ({"max_handshake_payload": -1}, Code.INVALID_OPTION),
     ],
 )
 async def test_client_validation_before_io(kwargs: dict[str, Any], code: Code) -> None:
