@@ -234,3 +234,26 @@ async def test_pings_are_skipped_without_autoping(
         transport = WebSocketTransport(ws)
         assert await transport.recv() == b"frame"
         await transport.close()
+
+
+async def test_local_close_with_pending_read(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    server_end: asyncio.Future[bytes] = asyncio.Future()
+
+    async def handler(transport: WebSocketTransport, _: web.Request) -> None:
+        channel = await server_handshake(
+            transport, psk=PSK, channel_id=CHANNEL, init_exp=4_000_000_000
+        )
+        server_end.set_result(await channel.read())
+
+    url = await serve(handler)
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        channel = await client_handshake(
+            WebSocketTransport(ws), psk=PSK, channel_id=CHANNEL
+        )
+        pending = asyncio.ensure_future(channel.read())
+        await asyncio.sleep(0.01)
+        await asyncio.wait_for(channel.close(), 5)
+        assert await asyncio.wait_for(pending, 5) == b""
+        assert await asyncio.wait_for(server_end, 5) == b""
