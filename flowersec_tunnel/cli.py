@@ -113,14 +113,14 @@ async def serve(
     except ConfigError as exc:
         await server.close()
         return _fail(str(exc))
+    stop = stop or asyncio.Event()
+    _install_signals(server, stop)
     sys.stdout.write(ready.decode("utf-8") + "\n")
     sys.stdout.flush()
     if dev_key:
         _dev_hint(cfg, dev_key, server.ready_fields()["ws_url"])
     for ready_hook in LIFECYCLE.on_ready:
         ready_hook(server)
-    stop = stop or asyncio.Event()
-    _install_signals(server, stop)
     await stop.wait()
     for drain_hook in LIFECYCLE.on_drain:
         drain_hook()

@@ -131,7 +131,7 @@ class Harness:
         return attach_message(channel_id, role, token, instance)
 
     @staticmethod
-    async def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
+    async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         await wait_for(predicate, timeout)
 
     @staticmethod
@@ -156,7 +156,7 @@ def attach_message(
 
 
 async def wait_for(
-    predicate: Callable[[], bool], timeout: float = 3.0, step: float = 0.01
+    predicate: Callable[[], bool], timeout: float = 5.0, step: float = 0.01
 ) -> None:
     """Poll ``predicate`` until true; fail the test after ``timeout``."""
     deadline = asyncio.get_running_loop().time() + timeout
