@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import functools
 import time
-from collections.abc import Callable
 
 from flowersec_endpoint.e2ee.constants import RecordFlags, Role
 from flowersec_endpoint.e2ee.handshake import (
@@ -36,15 +35,22 @@ def _handshake(suite: int) -> None:
     client.receive(server.receive(ack))
 
 
-def _rate(fn: Callable[[], object], seconds: float) -> tuple[int, float]:
-    fn()
-    count, start = 0, time.perf_counter()
-    deadline = start + seconds
-    while time.perf_counter() < deadline:
-        for _ in range(10):
-            fn()
-        count += 10
-    return count, time.perf_counter() - start
+def _handshake_times(suite: int, seconds: float) -> tuple[float, float]:
+    """Mean and best per-handshake seconds over rounds of 50.
+
+    The best round is the figure to compare with the target on a shared
+    machine: other processes only ever make a round slower.
+    """
+    run = functools.partial(_handshake, suite)
+    run()
+    rounds: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(rounds) < 3:
+        start = time.perf_counter()
+        for _ in range(50):
+            run()
+        rounds.append((time.perf_counter() - start) / 50)
+    return sum(rounds) / len(rounds), min(rounds)
 
 
 def main() -> None:
@@ -53,10 +59,11 @@ def main() -> None:
     args = parser.parse_args()
 
     for suite, name in ((1, "X25519"), (2, "P-256")):
-        count, elapsed = _rate(functools.partial(_handshake, suite), args.seconds)
+        mean, best = _handshake_times(suite, args.seconds)
         print(
-            f"handshake suite {suite} ({name}): {count / elapsed:,.0f} /s, "
-            f"{elapsed / count * 1e6:.0f} us per full handshake (both sides)"
+            f"handshake suite {suite} ({name}): {1 / mean:,.0f} /s, "
+            f"{mean * 1e6:.0f} us mean, {best * 1e6:.0f} us best round "
+            "(full handshake, both sides)"
         )
 
     keys = SessionKeys(

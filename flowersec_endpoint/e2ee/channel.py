@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 
 from flowersec_endpoint.e2ee.cache import HandshakeCache
@@ -308,7 +307,7 @@ async def client_handshake(
     max_handshake_payload: int = DEFAULT_MAX_HANDSHAKE_PAYLOAD,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     keepalive_interval: float = 0.0,
-    rng: Random = os.urandom,
+    rng: Random | None = None,
     clock: Clock = time.time,
 ) -> SecureChannel:
     """Run the initiator's handshake and return the established channel.
@@ -375,7 +374,7 @@ async def server_handshake(
     max_handshake_payload: int = DEFAULT_MAX_HANDSHAKE_PAYLOAD,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     keepalive_interval: float = 0.0,
-    rng: Random = os.urandom,
+    rng: Random | None = None,
     clock: Clock = time.time,
 ) -> SecureChannel:
     """Run the responder's handshake and return the established channel.

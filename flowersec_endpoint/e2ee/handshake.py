@@ -175,7 +175,7 @@ class ClientHandshake(_Machine):
         self,
         config: ClientConfig,
         *,
-        rng: Random = os.urandom,
+        rng: Random | None = None,
         clock: Clock = time.time,
     ) -> None:
         self._suite = _validate_config(config.psk, config.channel_id, config.suite)
@@ -186,6 +186,7 @@ class ClientHandshake(_Machine):
         )
         self._config = config
         self._rng = rng
+        self._random: Random = rng or os.urandom
         self._clock = clock
         self._state = _State.START
         self._key: EphemeralKey | None = None
@@ -199,7 +200,7 @@ class ClientHandshake(_Machine):
         """
         self._check(_State.START)
         self._key = EphemeralKey.generate(self._suite, self._rng)
-        self._nonce_c = self._rng(NONCE_LEN)
+        self._nonce_c = self._random(NONCE_LEN)
         init = E2EEInit(
             channel_id=self._config.channel_id,
             role=Role.CLIENT,
@@ -314,7 +315,7 @@ class ServerHandshake(_Machine):
         config: ServerConfig,
         *,
         cache: HandshakeCache | None = None,
-        rng: Random = os.urandom,
+        rng: Random | None = None,
         clock: Clock = time.time,
     ) -> None:
         self._suite = _validate_config(
@@ -328,6 +329,7 @@ class ServerHandshake(_Machine):
         self._config = config
         self._cache = cache if cache is not None else HandshakeCache()
         self._rng = rng
+        self._random: Random = rng or os.urandom
         self._clock = clock
         self._state = _State.WAIT_INIT
         self._init: E2EEInit | None = None
@@ -391,8 +393,8 @@ class ServerHandshake(_Machine):
 
     def _new_entry(self, now: float) -> CacheEntry:
         key = EphemeralKey.generate(self._suite, self._rng)
-        nonce_s = self._rng(NONCE_LEN)
-        handshake_id = b64u_encode(self._rng(HANDSHAKE_ID_RANDOM_LEN))
+        nonce_s = self._random(NONCE_LEN)
+        handshake_id = b64u_encode(self._random(HANDSHAKE_ID_RANDOM_LEN))
         return CacheEntry(
             suite=self._suite,
             key=key,

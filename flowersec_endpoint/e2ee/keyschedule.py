@@ -33,11 +33,14 @@ from flowersec_endpoint.e2ee.constants import (
 from flowersec_endpoint.e2ee.errors import handshake_failed
 
 Random = Callable[[int], bytes]
-"""Randomness source: returns n random bytes (``os.urandom`` in production)."""
+"""Randomness source returning n bytes; tests inject fixed ones. Without
+one, keys come from OpenSSL and nonces from ``os.urandom``."""
 
 _P256_ORDER = int(
     "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", 16
 )
+_P256 = ec.SECP256R1()
+_ECDH = ec.ECDH()
 _P256_POINT_LEN = 65
 _X25519_KEY_LEN = 32
 _U16_MAX = 0xFFFF
@@ -48,7 +51,7 @@ _TH_FIXED = struct.Struct(">BHBII")
 class EphemeralKey:
     """One side's ephemeral key pair for a suite, with ECDH against a peer."""
 
-    __slots__ = ("_private", "public", "suite")
+    __slots__ = ("_p256", "_x25519", "public", "suite")
 
     def __init__(
         self,
@@ -56,40 +59,49 @@ class EphemeralKey:
         private: x25519.X25519PrivateKey | ec.EllipticCurvePrivateKey,
     ) -> None:
         self.suite = suite
-        self._private = private
+        # Exactly one is set; two plain attributes spare the ABC isinstance
+        # checks on the handshake's hot path.
+        self._x25519: x25519.X25519PrivateKey | None = None
+        self._p256: ec.EllipticCurvePrivateKey | None = None
         if isinstance(private, x25519.X25519PrivateKey):
+            self._x25519 = private
             self.public = private.public_key().public_bytes_raw()
         else:
+            self._p256 = private
             self.public = private.public_key().public_bytes(
                 Encoding.X962, PublicFormat.UncompressedPoint
             )
 
     @classmethod
-    def generate(cls, suite: Suite, rng: Random) -> EphemeralKey:
-        """Draw a fresh key pair from ``rng`` (32 bytes per attempt)."""
+    def generate(cls, suite: Suite, rng: Random | None = None) -> EphemeralKey:
+        """A fresh key pair: from ``rng`` (32 bytes per attempt) if given,
+        else from OpenSSL's generator, which is faster for P-256."""
         if suite is Suite.X25519_HKDF_SHA256_AES_256_GCM:
+            if rng is None:
+                return cls(suite, x25519.X25519PrivateKey.generate())
             return cls.from_private_bytes(suite, rng(_X25519_KEY_LEN))
+        if rng is None:
+            return cls(suite, ec.generate_private_key(_P256))
         while True:
             scalar = int.from_bytes(rng(32), "big")
             if 0 < scalar < _P256_ORDER:
-                return cls(suite, ec.derive_private_key(scalar, ec.SECP256R1()))
+                return cls(suite, ec.derive_private_key(scalar, _P256))
 
     @classmethod
     def from_private_bytes(cls, suite: Suite, raw: bytes) -> EphemeralKey:
         """Load a raw X25519 key or a big-endian P-256 scalar (for vectors)."""
         if suite is Suite.X25519_HKDF_SHA256_AES_256_GCM:
             return cls(suite, x25519.X25519PrivateKey.from_private_bytes(raw))
-        scalar = int.from_bytes(raw, "big")
-        return cls(suite, ec.derive_private_key(scalar, ec.SECP256R1()))
+        return cls(suite, ec.derive_private_key(int.from_bytes(raw, "big"), _P256))
 
     def exchange(self, peer_public: bytes) -> bytes:
         """ECDH with the peer's wire-encoded key; raises :class:`E2EEError`."""
         try:
-            if isinstance(self._private, x25519.X25519PrivateKey):
+            if self._x25519 is not None:
                 peer_x = x25519.X25519PublicKey.from_public_bytes(peer_public)
-                return self._private.exchange(peer_x)
-            peer_ec = load_p256_public(peer_public)
-            return self._private.exchange(ec.ECDH(), peer_ec)
+                return self._x25519.exchange(peer_x)
+            assert self._p256 is not None
+            return self._p256.exchange(_ECDH, load_p256_public(peer_public))
         except ValueError as exc:
             raise handshake_failed(f"key agreement failed: {exc}") from exc
 
@@ -98,7 +110,7 @@ def load_p256_public(raw: bytes) -> ec.EllipticCurvePublicKey:
     """Parse an uncompressed SEC1 point; the only form the peers accept."""
     if len(raw) != _P256_POINT_LEN or raw[0] != 0x04:
         raise ValueError("P-256 public key must be 65 bytes, uncompressed")
-    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    return ec.EllipticCurvePublicKey.from_encoded_point(_P256, raw)
 
 
 def public_key_length(suite: Suite) -> int:
