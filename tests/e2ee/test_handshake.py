@@ -345,3 +345,23 @@ def test_server_checks_p256_point_only_after_the_tag() -> None:
         encode_handshake(HandshakeType.INIT, json.dumps(fields).encode())
     )
     assert decode_handshake(resp)[0] == HandshakeType.RESP
+
+
+def test_injected_rng_drives_p256_keys() -> None:
+    """Scalars out of range are redrawn; the first valid one is the key."""
+    order = bytes.fromhex(
+        "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551"
+    )
+    draws = [bytes(32), order, (1).to_bytes(32, "big"), bytes(range(32))]
+    client = ClientHandshake(
+        ClientConfig(psk=PSK, channel_id="c", suite=2),
+        rng=lambda n: draws.pop(0)[:n],
+        clock=lambda: T,
+    )
+    init = json.loads(decode_handshake(client.start())[1])
+    generator = (
+        "BGsX0fLhLEJH-Lzm5WOkQPJ3A32BLeszoPShOUXYmMKWT-NC4v4a"
+        "f5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU"
+    )
+    assert init["client_eph_pub_b64u"] == generator
+    assert draws == []
