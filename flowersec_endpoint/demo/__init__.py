@@ -1,0 +1,1 @@
+"""The reference demo service and the ``flowersec-demo`` command."""

@@ -1,0 +1,155 @@
+"""The demo's subcommands: each runs one endpoint role until it is done.
+
+Grants are single-use, so ``server`` serves one session and exits when the
+client leaves; ``direct-server`` keeps serving until interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import secrets
+import signal
+import sys
+import time
+from typing import Any, TextIO
+
+from aiohttp import web
+
+from flowersec_endpoint.connect import connect, connect_direct
+from flowersec_endpoint.demo.service import demo_server, run_exchange
+from flowersec_endpoint.encoding import b64u_encode
+from flowersec_endpoint.grants import (
+    DirectConnectInfo,
+    decode_direct_connect_info_json,
+    decode_grant_server_json,
+)
+from flowersec_endpoint.serve import DirectChannel, DirectSettings, direct_handler
+from flowersec_endpoint.serve import serve_tunnel as serve_tunnel_session
+
+DIRECT_HANDSHAKE_TIMEOUT = 30.0
+
+
+def read_json_input(name: str, stdin: TextIO | None = None) -> dict[str, Any]:
+    """Read one JSON object from a file, or from stdin when ``name`` is '-'.
+
+    From stdin, lines are read only until they form a complete object, so
+    ``flowersec-demo direct-server | flowersec-demo direct-client --info -``
+    works while the server keeps running.
+    """
+    if name != "-":
+        with open(name, encoding="utf-8") as handle:
+            value = json.load(handle)
+    else:
+        source = stdin or sys.stdin
+        text = ""
+        while True:
+            line = source.readline()
+            text += line
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                if line:
+                    continue
+                raise
+            break
+    if not isinstance(value, dict):
+        raise ValueError(f"{name}: expected a JSON object")
+    return value
+
+
+def _print_lines(lines: list[str]) -> None:
+    for line in lines:
+        print(line, flush=True)
+
+
+async def run_client(args: argparse.Namespace) -> int:
+    """``client``: the demo exchange through the tunnel."""
+    obj = read_json_input(args.grant)
+    async with await connect(obj, origin=args.origin) as client:
+        _print_lines(await run_exchange(client))
+    return 0
+
+
+async def run_direct_client(args: argparse.Namespace) -> int:
+    """``direct-client``: the demo exchange straight to a direct server."""
+    obj = read_json_input(args.info)
+    info = decode_direct_connect_info_json(json.dumps(obj))
+    async with await connect_direct(info, origin=args.origin) as client:
+        _print_lines(await run_exchange(client))
+    return 0
+
+
+async def run_server(args: argparse.Namespace) -> int:
+    """``server``: attach as role server and serve one demo session."""
+    grant = decode_grant_server_json(json.dumps(read_json_input(args.grant)))
+    await serve_tunnel_session(
+        grant,
+        demo_server(),
+        origin=args.origin,
+        handshake_timeout=args.handshake_timeout,
+    )
+    return 0
+
+
+async def run_direct_server(args: argparse.Namespace) -> int:
+    """``direct-server``: print the connect info line, then serve until stopped."""
+    host, _, port_text = args.listen.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise ValueError(f"--listen must be HOST:PORT, got {args.listen!r}")
+    psk = secrets.token_bytes(32)
+    channel = DirectChannel(
+        channel_id=args.channel_id or b64u_encode(secrets.token_bytes(24)),
+        psk=psk,
+        init_expire_at_unix_s=int(time.time()) + args.init_exp_seconds,
+        suite=1,
+    )
+    app = web.Application()
+    app.router.add_get(
+        args.ws_path,
+        direct_handler(
+            demo_server(),
+            channel=channel,
+            allowed_origins=args.allow_origin,
+            settings=DirectSettings(
+                handshake_timeout=DIRECT_HANDSHAKE_TIMEOUT, server_features=1
+            ),
+        ),
+    )
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host.strip("[]"), int(port_text))
+    await site.start()
+    try:
+        bound_host, bound_port = _bound(runner)
+        info = DirectConnectInfo(
+            ws_url=f"ws://{bound_host}:{bound_port}{args.ws_path}",
+            channel_id=channel.channel_id,
+            e2ee_psk_b64u=b64u_encode(psk),
+            channel_init_expire_at_unix_s=channel.init_expire_at_unix_s,
+            default_suite=channel.suite,
+        )
+        sys.stdout.write(info.to_json().decode("utf-8") + "\n")
+        sys.stdout.flush()
+        await _until_signalled()
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+def _bound(runner: web.AppRunner) -> tuple[str, int]:
+    if not runner.addresses:
+        raise OSError("listener has no socket")
+    host, port = runner.addresses[0][:2]
+    return (f"[{host}]" if ":" in host else host), port
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

@@ -1,0 +1,207 @@
+"""Full stack through a real tunnel process: client and server endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from flowersec_endpoint.client import Client
+from flowersec_endpoint.connect import connect, connect_tunnel
+from flowersec_endpoint.demo.service import demo_server, run_exchange
+from flowersec_endpoint.encoding import b64u_encode
+from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
+from flowersec_endpoint.loadgen.tunnelproc import SpawnedTunnel
+from flowersec_endpoint.serve import Server, serve_tunnel
+from flowersec_endpoint.serve import connect_tunnel as attach_server
+from flowersec_tunnel.issuer import GrantPair
+
+ORIGIN = "http://127.0.0.1"
+Mint = Callable[..., GrantPair]
+
+EXPECTED = [
+    'rpc response: {"ok":true}',
+    'rpc notify: {"hello":"world"}',
+    'echo response: "hello over yamux stream: echo"',
+]
+
+
+def _where(exc: FlowersecError) -> tuple[Path, Stage, Code]:
+    return exc.path, exc.stage, exc.code
+
+
+async def _serve_in_background(
+    grant: object, server: Server | None = None, **options: object
+) -> asyncio.Task[None]:
+    task = asyncio.create_task(
+        serve_tunnel(grant, server or demo_server(), origin=ORIGIN, **options)  # type: ignore[arg-type]
+    )
+    await asyncio.sleep(0)
+    return task
+
+
+@pytest.mark.parametrize("suite", [1, 2])
+async def test_demo_exchange_both_suites(mint: Mint, suite: int) -> None:
+    pair = mint(allowed_suites=(1, 2), default_suite=suite)
+    serving = await _serve_in_background(pair.server)
+    async with await connect_tunnel(pair.client, origin=ORIGIN) as client:
+        assert client.path is Path.TUNNEL
+        assert client.endpoint_instance_id and len(client.endpoint_instance_id) == 32
+        assert await run_exchange(client) == EXPECTED
+        await client.ping()
+    await asyncio.wait_for(serving, 5)
+
+
+async def test_connect_auto_detects_a_pair_file(mint: Mint) -> None:
+    pair = mint()
+    serving = await _serve_in_background(pair.server)
+    text = json.dumps(
+        {"grant_client": pair.client.to_obj(), "grant_server": pair.server.to_obj()}
+    )
+    async with await connect(text, origin=ORIGIN) as client:
+        assert await run_exchange(client) == EXPECTED
+    await asyncio.wait_for(serving, 5)
+
+
+async def test_reused_grant_is_token_replay(mint: Mint) -> None:
+    pair = mint()
+    serving = await _serve_in_background(pair.server)
+    async with await connect_tunnel(pair.client, origin=ORIGIN) as client:
+        await run_exchange(client)
+    await asyncio.wait_for(serving, 5)
+    with pytest.raises(FlowersecError) as info:
+        await connect_tunnel(pair.client, origin=ORIGIN)
+    assert _where(info.value) == (Path.TUNNEL, Stage.ATTACH, Code.TOKEN_REPLAY)
+
+
+async def test_server_grant_reused_fails_as_handshake_error(mint: Mint) -> None:
+    pair = mint()
+    serving = await _serve_in_background(pair.server)
+    async with await connect_tunnel(pair.client, origin=ORIGIN):
+        pass
+    await asyncio.wait_for(serving, 5)
+    with pytest.raises(FlowersecError) as info:
+        await attach_server(pair.server, origin=ORIGIN, handshake_timeout=5)
+    assert _where(info.value) == (Path.TUNNEL, Stage.HANDSHAKE, Code.HANDSHAKE_FAILED)
+
+
+async def test_wrong_psk_fails_on_both_sides(mint: Mint) -> None:
+    pair = mint()
+    wrong = dataclasses.replace(pair.server, e2ee_psk_b64u=b64u_encode(bytes(32)))
+    serving = await _serve_in_background(wrong)
+    with pytest.raises(FlowersecError) as client_error:
+        await connect_tunnel(pair.client, origin=ORIGIN)
+    with pytest.raises(FlowersecError) as server_error:
+        await asyncio.wait_for(serving, 5)
+    assert _where(client_error.value) == (
+        Path.TUNNEL,
+        Stage.HANDSHAKE,
+        Code.HANDSHAKE_FAILED,
+    )
+    assert _where(server_error.value) == (
+        Path.TUNNEL,
+        Stage.HANDSHAKE,
+        Code.AUTH_TAG_MISMATCH,
+    )
+
+
+async def test_absent_server_is_a_handshake_timeout(mint: Mint) -> None:
+    pair = mint()
+    with pytest.raises(FlowersecError) as info:
+        await connect_tunnel(pair.client, origin=ORIGIN, handshake_timeout=0.3)
+    assert _where(info.value) == (Path.TUNNEL, Stage.HANDSHAKE, Code.TIMEOUT)
+
+
+async def test_absent_client_is_a_server_handshake_timeout(mint: Mint) -> None:
+    pair = mint()
+    with pytest.raises(FlowersecError) as info:
+        await attach_server(pair.server, origin=ORIGIN, handshake_timeout=0.3)
+    assert _where(info.value) == (Path.TUNNEL, Stage.HANDSHAKE, Code.TIMEOUT)
+
+
+async def test_tunnel_killed_mid_session_is_noticed_by_both(
+    mint_own: Mint, own_tunnel: SpawnedTunnel
+) -> None:
+    pair = mint_own()
+    server_attach = asyncio.create_task(attach_server(pair.server, origin=ORIGIN))
+    client = await connect_tunnel(pair.client, origin=ORIGIN)
+    session = await server_attach
+    serving = asyncio.create_task(demo_server().serve_session(session))
+    assert await run_exchange(client) == EXPECTED
+
+    own_tunnel.process.kill()
+    client_reason = await asyncio.wait_for(client.wait_closed(), 10)
+    server_reason = await asyncio.wait_for(session.wait_closed(), 10)
+    await asyncio.wait_for(serving, 5)
+
+    assert client_reason is not None and server_reason is not None
+    assert client.closed and session.closed
+    with pytest.raises(FlowersecError) as info:
+        await client.open_stream("echo")
+    assert info.value.code is Code.OPEN_STREAM_FAILED
+    with pytest.raises(FlowersecError) as ping_info:
+        await client.ping()
+    assert ping_info.value.code is Code.PING_FAILED
+    with pytest.raises(Exception):  # noqa: B017 - the RPC layer's closed error
+        await client.rpc.call(1, {}, timeout=2)
+    await client.close()
+
+
+async def test_close_from_the_client_ends_the_server_session(mint: Mint) -> None:
+    pair = mint()
+    server_attach = asyncio.create_task(attach_server(pair.server, origin=ORIGIN))
+    client = await connect_tunnel(pair.client, origin=ORIGIN)
+    session = await server_attach
+    await client.close()
+    assert await client.wait_closed() is None
+    assert await asyncio.wait_for(session.wait_closed(), 5) is not None
+    await client.close()
+    await session.close()
+
+
+async def test_fifty_concurrent_channels(mint: Mint) -> None:
+    async def one() -> list[str]:
+        pair = mint()
+        serving = await _serve_in_background(pair.server, handshake_timeout=30)
+        client = await connect_tunnel(pair.client, origin=ORIGIN, handshake_timeout=30)
+        async with client:
+            lines = await run_exchange(client)
+        await asyncio.wait_for(serving, 20)
+        return lines
+
+    results = await asyncio.gather(*(one() for _ in range(50)))
+    assert results == [EXPECTED] * 50
+
+
+@pytest.fixture
+async def connected(mint: Mint) -> AsyncIterator[Client]:
+    pair = mint()
+    serving = await _serve_in_background(pair.server)
+    async with await connect_tunnel(pair.client, origin=ORIGIN) as client:
+        yield client
+    await asyncio.wait_for(serving, 5)
+
+
+async def test_open_stream_needs_a_kind(connected: Client) -> None:
+    with pytest.raises(FlowersecError) as info:
+        await connected.open_stream("")
+    assert _where(info.value) == (Path.TUNNEL, Stage.VALIDATE, Code.MISSING_STREAM_KIND)
+
+
+async def test_unhandled_kind_is_reported_and_closed(mint: Mint) -> None:
+    pair = mint()
+    errors: list[BaseException] = []
+    server = demo_server(on_error=errors.append)
+    serving = await _serve_in_background(pair.server, server)
+    async with await connect_tunnel(pair.client, origin=ORIGIN) as client:
+        stream = await client.open_stream("nobody-serves-this")
+        assert await stream.read() == b""
+        assert await run_exchange(client) == EXPECTED
+    await asyncio.wait_for(serving, 5)
+    reported = [e for e in errors if isinstance(e, FlowersecError)]
+    assert [_where(e) for e in reported] == [
+        (Path.TUNNEL, Stage.RPC, Code.MISSING_HANDLER)
+    ]
