@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from flowersec_endpoint.yamux import Role, YamuxConfig, YamuxSession
+from flowersec_endpoint.yamux import Role, YamuxConfig, YamuxSession, YamuxStream
 
 
 class Pipe:
@@ -130,3 +130,14 @@ ChannelFactory = Callable[..., tuple[MemoryChannel, MemoryChannel]]
 def channels() -> ChannelFactory:
     """The raw channel-pair factory, for tests that speak Yamux by hand."""
     return channel_pair
+
+
+@pytest.fixture
+async def stream_pair(pair: SessionPair) -> tuple[YamuxStream, YamuxStream]:
+    """An opened client stream and the server's accepted end of it."""
+    client, server = pair
+    stream = await client.open_stream()
+    stream.write(b"\0")
+    peer = await server.accept_stream()
+    assert await peer.readexactly(1) == b"\0"
+    return stream, peer

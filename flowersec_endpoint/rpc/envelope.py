@@ -1,0 +1,106 @@
+"""RpcEnvelope JSON (mux-rpc.md §4.2): strict when written, lenient when read.
+
+We always emit ``type_id``, ``request_id``, ``response_to`` and ``payload``
+(TS readers stop for good without them) and accept Go's lenient form, where
+a missing number reads as 0 and a missing payload as ``null``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from flowersec_endpoint.encoding import (
+    UINT32_MAX,
+    DecodeError,
+    dumps_compact,
+    loads_object,
+    read_int,
+)
+
+UINT64_MAX = 2**64 - 1
+MAX_SAFE_ID = 2**53 - 1
+
+
+class EnvelopeError(DecodeError):
+    """A frame that is not a valid RpcEnvelope."""
+
+
+class MessageKind(Enum):
+    """How a reader classifies an envelope (mux-rpc.md §4.3)."""
+
+    REQUEST = "request"
+    RESPONSE = "response"
+    NOTIFICATION = "notification"
+
+
+@dataclass(frozen=True, slots=True)
+class WireError:
+    """The ``error`` member of a response."""
+
+    code: int
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One RPC message; ``payload`` is any JSON value (``None`` is ``null``)."""
+
+    type_id: int
+    request_id: int = 0
+    response_to: int = 0
+    payload: Any = None
+    error: WireError | None = None
+
+    @property
+    def kind(self) -> MessageKind:
+        """Response if ``response_to``; else request if ``request_id``."""
+        if self.response_to:
+            return MessageKind.RESPONSE
+        if self.request_id:
+            return MessageKind.REQUEST
+        return MessageKind.NOTIFICATION
+
+
+def encode_envelope(envelope: Envelope) -> bytes:
+    """Serialise with the reference key order; ``error`` only when set.
+
+    Raises ``TypeError``/``ValueError`` when the payload is not JSON-able.
+    """
+    obj: dict[str, Any] = {
+        "type_id": envelope.type_id,
+        "request_id": envelope.request_id,
+        "response_to": envelope.response_to,
+        "payload": envelope.payload,
+    }
+    if envelope.error is not None:
+        error: dict[str, Any] = {"code": envelope.error.code}
+        if envelope.error.message is not None:
+            error["message"] = envelope.error.message
+        obj["error"] = error
+    return dumps_compact(obj)
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    """Parse one frame's JSON; raises only :class:`EnvelopeError`."""
+    try:
+        obj = loads_object(data)
+        type_id = read_int(obj, "type_id", 0, UINT32_MAX)
+        request_id = read_int(obj, "request_id", 0, UINT64_MAX)
+        response_to = read_int(obj, "response_to", 0, UINT64_MAX)
+        error = _read_error(obj.get("error"))
+    except DecodeError as exc:
+        raise EnvelopeError(str(exc)) from exc
+    return Envelope(type_id, request_id, response_to, obj.get("payload"), error)
+
+
+def _read_error(value: Any) -> WireError | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise DecodeError("error: expected an object")
+    message = value.get("message")
+    if message is not None and not isinstance(message, str):
+        raise DecodeError("error.message: expected a string")
+    return WireError(read_int(value, "code", 0, UINT32_MAX), message)

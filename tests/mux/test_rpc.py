@@ -1,0 +1,276 @@
+"""RPC client and server over a real Yamux stream (mux-rpc.md §4-5)."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Any
+
+import pytest
+
+from flowersec_endpoint.rpc import (
+    CallError,
+    Router,
+    RpcClient,
+    RpcClosedError,
+    RpcError,
+    RpcFramingError,
+    RpcServer,
+    encode_frame,
+)
+from flowersec_endpoint.rpc.demo import (
+    DemoClient,
+    DemoService,
+    HelloNotify,
+    PingRequest,
+    register_demo,
+)
+from flowersec_endpoint.yamux import YamuxStream
+
+Streams = tuple[YamuxStream, YamuxStream]
+
+
+async def start(
+    streams: Streams, router: Router, **server_options: Any
+) -> tuple[RpcClient, RpcServer, asyncio.Task[None]]:
+    client_stream, server_stream = streams
+    server = RpcServer(server_stream, router, **server_options)
+    task = asyncio.create_task(server.serve())
+    return RpcClient(client_stream), server, task
+
+
+async def test_concurrent_calls_matched_by_id(stream_pair: Streams) -> None:
+    router = Router()
+    active = 0
+    peak = 0
+
+    async def slow_echo(payload: Any) -> Any:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0.001 * (50 - payload["n"]) / 5)
+        active -= 1
+        return {"n": payload["n"]}
+
+    router.register(7, slow_echo)
+    client, _, task = await start(stream_pair, router)
+    results = await asyncio.gather(*(client.call(7, {"n": n}) for n in range(50)))
+    assert results == [{"n": n} for n in range(50)]
+    assert peak > 1
+    await client.close()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_sequential_mode_answers_in_order(stream_pair: Streams) -> None:
+    router = Router()
+    order: list[int] = []
+
+    async def handler(payload: Any) -> Any:
+        await asyncio.sleep(0.002 if payload == 0 else 0)
+        order.append(payload)
+        return payload
+
+    router.register(1, handler)
+    client, _, _ = await start(stream_pair, router, max_concurrency=1)
+    assert await asyncio.gather(client.call(1, 0), client.call(1, 1)) == [0, 1]
+    assert order == [0, 1]
+
+
+async def test_errors_404_500_and_app_codes(stream_pair: Streams) -> None:
+    router = Router()
+
+    async def app_error(payload: Any) -> Any:
+        raise RpcError(409, "conflict", payload={"why": 1})
+
+    async def zero_error(payload: Any) -> Any:
+        raise RpcError(0)
+
+    async def crash(payload: Any) -> Any:
+        raise RuntimeError("secret detail")
+
+    async def not_json(payload: Any) -> Any:
+        return {1, 2}
+
+    router.register(2, app_error)
+    router.register(3, zero_error)
+    router.register(4, crash)
+    router.register(5, not_json)
+    client, _, _ = await start(stream_pair, router)
+    expected = {
+        99: (404, "handler not found", None),
+        2: (409, "conflict", {"why": 1}),
+        3: (500, "rpc error", None),
+        4: (500, "internal error", None),
+        5: (500, "internal error", None),
+    }
+    for type_id, (code, message, payload) in expected.items():
+        with pytest.raises(CallError) as info:
+            await client.call(type_id, {})
+        assert (info.value.code, info.value.message) == (code, message)
+        assert info.value.payload == payload
+        assert info.value.type_id == type_id
+
+
+async def test_notification_precedes_response(stream_pair: Streams) -> None:
+    router = Router()
+    client_stream, server_stream = stream_pair
+    server = RpcServer(server_stream, router)
+
+    async def ping(payload: Any) -> Any:
+        await server.notify(2, {"hello": "world"})
+        return {"ok": True}
+
+    router.register(1, ping)
+    serving = asyncio.create_task(server.serve())
+    client = RpcClient(client_stream)
+    seen: list[Any] = []
+    unsubscribe = client.on_notify(2, seen.append)
+    client.on_notify(2, lambda p: seen.append(("second", p)))
+    assert await client.call(1, {}) == {"ok": True}
+    assert seen == [{"hello": "world"}, ("second", {"hello": "world"})]
+    unsubscribe()
+    await client.call(1, {})
+    assert len(seen) == 3
+    await client.close()
+    await asyncio.wait_for(serving, 5)
+
+
+async def test_client_notify_reaches_server_in_order(stream_pair: Streams) -> None:
+    router = Router()
+    got: list[Any] = []
+    done = asyncio.Event()
+
+    async def on_note(payload: Any) -> Any:
+        await asyncio.sleep(0.001 if payload == 0 else 0)
+        got.append(payload)
+        if len(got) == 5:
+            done.set()
+        return None
+
+    router.register(3, on_note)
+    client, _, _ = await start(stream_pair, router)
+    await client.notify(99, "unknown type is dropped")
+    for n in range(5):
+        await client.notify(3, n)
+    await asyncio.wait_for(done.wait(), 5)
+    assert got == [0, 1, 2, 3, 4]
+
+
+async def test_timeout_and_cancel_are_local(stream_pair: Streams) -> None:
+    router = Router()
+    release = asyncio.Event()
+
+    async def blocked(payload: Any) -> Any:
+        await release.wait()
+        return "late"
+
+    async def quick(payload: Any) -> Any:
+        return "quick"
+
+    router.register(1, blocked)
+    router.register(2, quick)
+    client, _, _ = await start(stream_pair, router)
+    with pytest.raises(TimeoutError):
+        await client.call(1, None, timeout=0.05)
+    pending = asyncio.create_task(client.call(1))
+    await asyncio.sleep(0.01)
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    release.set()
+    assert await client.call(2) == "quick"
+    assert not client._pending
+
+
+async def test_oversized_frames(stream_pair: Streams) -> None:
+    router = Router()
+
+    async def huge(payload: Any) -> Any:
+        return "x" * (1 << 20)
+
+    router.register(1, huge)
+    router.register(2, lambda payload: asyncio.sleep(0, payload))
+    client, _, _ = await start(stream_pair, router)
+    with pytest.raises(RpcFramingError):
+        await client.call(2, "y" * (1 << 20))
+    with pytest.raises(CallError) as info:
+        await client.call(1)
+    assert info.value.code == 500
+    assert await client.call(2, "y" * 1000) == "y" * 1000
+
+
+async def test_oversized_prefix_from_peer_fails_client(stream_pair: Streams) -> None:
+    client_stream, server_stream = stream_pair
+    client = RpcClient(client_stream)
+    call = asyncio.create_task(client.call(1))
+    await asyncio.sleep(0.01)
+    server_stream.write(struct.pack(">I", (1 << 20) + 1))
+    with pytest.raises(RpcClosedError):
+        await asyncio.wait_for(call, 5)
+    with pytest.raises(RpcClosedError):
+        await client.call(1)
+
+
+async def test_server_stops_on_oversized_prefix(stream_pair: Streams) -> None:
+    client_stream, server_stream = stream_pair
+    task = asyncio.create_task(RpcServer(server_stream, Router()).serve())
+    client_stream.write(struct.pack(">I", (1 << 20) + 1))
+    with pytest.raises(RpcClosedError):
+        await asyncio.wait_for(task, 5)
+
+
+async def test_three_bad_frames_close_server(stream_pair: Streams) -> None:
+    router = Router()
+    router.register(1, lambda payload: asyncio.sleep(0, "ok"))
+    client_stream, server_stream = stream_pair
+    task = asyncio.create_task(RpcServer(server_stream, router).serve())
+    client = RpcClient(client_stream)
+    client_stream.write(encode_frame(b"nope") + encode_frame(b""))
+    assert await client.call(1) == "ok"
+    client_stream.write(encode_frame(b"{") * 3)
+    with pytest.raises(RpcClosedError):
+        await asyncio.wait_for(task, 5)
+
+
+async def test_close_fails_pending_and_later_calls(stream_pair: Streams) -> None:
+    router = Router()
+    router.register(1, lambda payload: asyncio.sleep(10))
+    client, _, task = await start(stream_pair, router)
+    pending = asyncio.create_task(client.call(1))
+    await asyncio.sleep(0.01)
+    await client.close()
+    with pytest.raises(RpcClosedError, match="rpc closed"):
+        await pending
+    with pytest.raises(RpcClosedError):
+        await client.notify(1)
+    task.cancel()
+
+
+async def test_stream_end_fails_pending(stream_pair: Streams) -> None:
+    client_stream, server_stream = stream_pair
+    client = RpcClient(client_stream)
+    pending = asyncio.create_task(client.call(1))
+    await asyncio.sleep(0.01)
+    server_stream.reset()
+    with pytest.raises(RpcClosedError):
+        await asyncio.wait_for(pending, 5)
+
+
+async def test_demo_service_typed(stream_pair: Streams) -> None:
+    router = Router()
+    client_stream, server_stream = stream_pair
+    server = RpcServer(server_stream, router)
+    register_demo(router, DemoService(server))
+    serving = asyncio.create_task(server.serve())
+    demo = DemoClient(RpcClient(client_stream))
+    hellos: list[HelloNotify] = []
+    demo.on_hello(hellos.append)
+    response = await demo.ping(PingRequest(), timeout=5)
+    assert response.ok is True
+    assert hellos == [HelloNotify(hello="world")]
+    with pytest.raises(CallError) as info:
+        await demo.rpc.call(1, [])
+    assert (info.value.code, info.value.message) == (400, "invalid payload")
+    assert await demo.rpc.call(1, None) == {"ok": True}
+    await demo.rpc.close()
+    await asyncio.wait_for(serving, 5)
