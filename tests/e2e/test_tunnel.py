@@ -17,7 +17,8 @@ from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.loadgen.tunnelproc import SpawnedTunnel
 from flowersec_endpoint.serve import Server, serve_tunnel
 from flowersec_endpoint.serve import connect_tunnel as attach_server
-from flowersec_tunnel.issuer import GrantPair
+from flowersec_tunnel.issuer import GrantPair, mint_grant_pair
+from flowersec_tunnel.keys import IssuerKey
 
 ORIGIN = "http://127.0.0.1"
 Mint = Callable[..., GrantPair]
@@ -205,3 +206,66 @@ async def test_unhandled_kind_is_reported_and_closed(mint: Mint) -> None:
     assert [_where(e) for e in reported] == [
         (Path.TUNNEL, Stage.RPC, Code.MISSING_HANDLER)
     ]
+
+
+async def test_keepalive_holds_an_idle_channel_open(mint: Mint) -> None:
+    pair = mint(idle_timeout_seconds=1)
+    serving = await _serve_in_background(pair.server)
+    async with await connect_tunnel(pair.client, origin=ORIGIN) as client:
+        await asyncio.sleep(2.5)
+        assert not client.closed
+        assert await run_exchange(client) == EXPECTED
+    await asyncio.wait_for(serving, 5)
+
+
+async def test_without_keepalive_the_idle_timeout_is_noticed(mint: Mint) -> None:
+    pair = mint(idle_timeout_seconds=1)
+    server_attach = asyncio.create_task(
+        attach_server(pair.server, origin=ORIGIN, keepalive_interval=0)
+    )
+    client = await connect_tunnel(pair.client, origin=ORIGIN, keepalive_interval=0)
+    session = await server_attach
+    assert await asyncio.wait_for(client.wait_closed(), 10) is not None
+    assert await asyncio.wait_for(session.wait_closed(), 10) is not None
+    await client.close()
+    await session.close()
+
+
+def _other_key_token(pair: GrantPair) -> str:
+    other = mint_grant_pair(
+        IssuerKey.generate("e2e"),
+        tunnel_url=pair.client.tunnel_url,
+        audience="flowersec-tunnel:e2e",
+        issuer="issuer-e2e",
+        channel_id=pair.client.channel_id,
+    )
+    return other.client.token
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ("token_from_another_key", Code.INVALID_TOKEN),
+        ("channel_id", Code.CHANNEL_MISMATCH),
+        ("server_token", Code.ROLE_MISMATCH),
+    ],
+)
+async def test_tunnel_rejections_map_to_attach_codes(
+    mint: Mint, change: str, code: Code
+) -> None:
+    pair = mint()
+    if change == "token_from_another_key":
+        grant = dataclasses.replace(pair.client, token=_other_key_token(pair))
+    elif change == "channel_id":
+        grant = dataclasses.replace(pair.client, channel_id="some-other-channel")
+    else:
+        grant = dataclasses.replace(pair.client, token=pair.server.token)
+    with pytest.raises(FlowersecError) as info:
+        await connect_tunnel(grant, origin=ORIGIN)
+    assert _where(info.value) == (Path.TUNNEL, Stage.ATTACH, code)
+
+
+async def test_refused_origin_at_the_tunnel(mint: Mint) -> None:
+    with pytest.raises(FlowersecError) as info:
+        await connect_tunnel(mint().client, origin="https://evil.example")
+    assert _where(info.value) == (Path.TUNNEL, Stage.CONNECT, Code.DIAL_FAILED)
