@@ -3,9 +3,12 @@
 The stages and their clocks are the reference's (api.md §13.1): the client
 times ``ws_open``, ``attach_send`` and its ``handshake``; ``pair_ready`` runs
 from the end of the attach send to the first binary message the client
-receives (the server's handshake response). The server side runs
-concurrently, as in the reference, with clock skew 30 s and server
-features 1.
+receives (the server's handshake response); full mode adds one RPC call
+(``rpc_call``). The client is assembled from the library's layers so that
+each stage can be timed; the serving side runs concurrently through the
+library's own serving endpoint (``serve.connect_tunnel``, clock skew 30 s,
+server features 1) and, in full mode, the demo RPC service: type 1
+notifies type 2 ``{"hello":"world"}`` and answers ``{"ok":true}``.
 """
 
 from __future__ import annotations
@@ -13,25 +16,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from flowersec_endpoint.e2ee.channel import (
-    SecureChannel,
-    client_handshake,
-    server_handshake,
-)
-from flowersec_endpoint.errors import FlowersecError, Path
+from flowersec_endpoint.demo.service import register_demo_service
+from flowersec_endpoint.e2ee.channel import SecureChannel, client_handshake
+from flowersec_endpoint.errors import Code, FlowersecError, Path
 from flowersec_endpoint.grants import ChannelInitGrant
-from flowersec_endpoint.loadgen.attempt import Hold, Sample, StageTimer
+from flowersec_endpoint.loadgen.attempt import (
+    AttemptFailed,
+    Hold,
+    Sample,
+    StageTimer,
+    describe,
+)
 from flowersec_endpoint.loadgen.minting import psk_of
 from flowersec_endpoint.loadgen.runtime import Runtime
 from flowersec_endpoint.loadgen.wire import dial, send_attach
+from flowersec_endpoint.rpc import CallError, RpcClient
+from flowersec_endpoint.serve import Server, Session, connect_tunnel
+from flowersec_endpoint.stack import open_kind_stream, start_mux
 from flowersec_endpoint.transport import CLOSE_NORMAL, WebSocketTransport
+from flowersec_endpoint.yamux.session import YamuxSession
 
 SERVER_FEATURES = 1
 CLOCK_SKEW = 30.0
+PING_TYPE_ID = 1
+PING_PAYLOAD = {"ping": True}
 
 
 class TimedTransport:
@@ -54,32 +65,53 @@ class TimedTransport:
         await self.inner.close(code, reason)
 
 
-class _Side:
-    """One endpoint's socket and secure channel, closed together."""
+class _Client:
+    """The connecting side's layers, closed top-down."""
 
     def __init__(self) -> None:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.channel: SecureChannel | None = None
-        self.extra_closers: list[Callable[[], Awaitable[None]]] = []
+        self.mux: YamuxSession | None = None
 
     async def close(self) -> None:
-        for closer in reversed(self.extra_closers):
-            await closer()
+        if self.mux is not None:
+            await self.mux.close()
         if self.channel is not None:
             await self.channel.close()
         if self.ws is not None:
             await self.ws.close()
 
     async def wait_closed(self) -> None:
-        """Read (and drop) records until the channel ends.
+        """Return when the connection ends.
 
-        Nothing else reads the channel in handshake mode, so this is what
-        notices a channel the tunnel closed.
+        Without Yamux nothing else reads the channel, so records (the
+        server's keepalive pings) are read and dropped here.
         """
-        if self.channel is not None:
+        if self.mux is not None:
+            await self.mux.wait_closed()
+        elif self.channel is not None:
             with contextlib.suppress(FlowersecError):
                 while await self.channel.read():
                     pass
+
+
+class _Server:
+    """The serving side: its session and, in full mode, the serve loop."""
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+        self.serving: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        if self.serving is not None:
+            self.serving.cancel()
+            await asyncio.gather(self.serving, return_exceptions=True)
+        if self.session is not None:
+            await self.session.close()
+
+    async def wait_closed(self) -> None:
+        if self.session is not None:
+            await self.session.wait_closed()
 
 
 async def secure_attempt(rt: Runtime, sample: Sample, full: bool) -> Hold:
@@ -90,28 +122,14 @@ async def secure_attempt(rt: Runtime, sample: Sample, full: bool) -> Hold:
         pair = rt.minter.mint(rt.channel_id(sample.index))
     async with timer.stage("psk_decode", timed=False):
         psk = psk_of(pair.client)
-    client, server = _Side(), _Side()
-    server_task = asyncio.create_task(_server(rt, pair.server, psk, server, full))
+    client, server = _Client(), _Server()
+    server_task = asyncio.create_task(_serve(rt, pair.server, server, full))
     try:
-        async with timer.stage("ws_open"):
-            client.ws = await dial(rt.http, pair.client.tunnel_url, rt.config.origin)
-        async with timer.stage("attach_send"):
-            await send_attach(client.ws, pair.client)
-        attached = time.perf_counter()
-        transport = TimedTransport(WebSocketTransport(client.ws))
-        async with timer.stage("handshake"):
-            client.channel = await client_handshake(
-                transport,
-                psk=psk,
-                channel_id=pair.client.channel_id,
-                suite=pair.client.default_suite,
-                path=Path.TUNNEL,
-                handshake_timeout=None,
-            )
-        if transport.first_received is not None:
-            timer.record("pair_ready", attached, transport.first_received)
+        await _client_steps(rt, timer, pair.client, psk, client)
         async with timer.stage("server_ready", timed=False):
             await asyncio.shield(server_task)
+        if full:
+            await _rpc_steps(rt, timer, client)
     except BaseException:
         server_task.cancel()
         await asyncio.gather(server_task, return_exceptions=True)
@@ -125,21 +143,68 @@ async def secure_attempt(rt: Runtime, sample: Sample, full: bool) -> Hold:
     return Hold(sample, [client.wait_closed(), server.wait_closed()], close_both)
 
 
-async def _server(
-    rt: Runtime, grant: ChannelInitGrant, psk: bytes, side: _Side, full: bool
+async def _client_steps(
+    rt: Runtime,
+    timer: StageTimer,
+    grant: ChannelInitGrant,
+    psk: bytes,
+    client: _Client,
 ) -> None:
-    """The serving endpoint: dial, attach, server handshake."""
-    side.ws = await dial(rt.http, grant.tunnel_url, rt.config.origin)
-    await send_attach(side.ws, grant)
-    side.channel = await server_handshake(
-        WebSocketTransport(side.ws),
-        psk=psk,
-        channel_id=grant.channel_id,
-        init_exp=grant.channel_init_expire_at_unix_s,
-        suite=grant.default_suite,
-        clock_skew=CLOCK_SKEW,
+    """Dial, attach and handshake, each timed."""
+    async with timer.stage("ws_open"):
+        client.ws = await dial(rt.http, grant.tunnel_url, rt.config.origin)
+    async with timer.stage("attach_send"):
+        await send_attach(client.ws, grant)
+    attached = time.perf_counter()
+    transport = TimedTransport(WebSocketTransport(client.ws))
+    async with timer.stage("handshake"):
+        client.channel = await client_handshake(
+            transport,
+            psk=psk,
+            channel_id=grant.channel_id,
+            suite=grant.default_suite,
+            path=Path.TUNNEL,
+            handshake_timeout=None,
+        )
+    if transport.first_received is not None:
+        timer.record("pair_ready", attached, transport.first_received)
+
+
+async def _rpc_steps(rt: Runtime, timer: StageTimer, client: _Client) -> None:
+    """Yamux client, the ``rpc`` stream and one call; the session stays open."""
+    assert client.channel is not None
+    async with timer.stage("yamux_client", timed=False):
+        client.mux = start_mux(Path.TUNNEL, client.channel, client=True)
+    async with timer.stage("yamux_open", timed=False):
+        try:
+            stream = await open_kind_stream(Path.TUNNEL, client.mux, "rpc")
+        except FlowersecError as exc:
+            if exc.code is Code.STREAM_HELLO_FAILED:
+                raise AttemptFailed("rpc_hello", describe(exc)) from exc
+            raise
+    rpc = RpcClient(stream)
+    try:
+        deadline = asyncio.get_running_loop().time() + rt.config.rpc_timeout
+        async with timer.stage("rpc_call", deadline=deadline):
+            with contextlib.suppress(CallError):
+                await rpc.call(PING_TYPE_ID, PING_PAYLOAD)
+    finally:
+        await rpc.close()
+
+
+async def _serve(
+    rt: Runtime, grant: ChannelInitGrant, side: _Server, full: bool
+) -> None:
+    """The serving endpoint: attach and handshake, then serve in full mode."""
+    side.session = await connect_tunnel(
+        grant,
+        origin=rt.config.origin,
+        http_session=rt.http,
         server_features=SERVER_FEATURES,
-        path=Path.TUNNEL,
-        handshake_timeout=None,
-        keepalive_interval=max(0.5, grant.idle_timeout_seconds / 2),
+        clock_skew=CLOCK_SKEW,
+        handshake_timeout=rt.config.conn_timeout,
     )
+    if full:
+        side.serving = asyncio.create_task(
+            Server(rpc_register=register_demo_service).serve_session(side.session)
+        )

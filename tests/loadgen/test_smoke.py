@@ -35,6 +35,7 @@ def _check_scheduled(report: dict[str, Any], channels: int) -> None:
         ("attach-only", {"ws_open", "attach_send"}),
         ("idle", {"ws_open", "attach_send", "pair_ready"}),
         ("handshake", {"ws_open", "attach_send", "pair_ready", "handshake"}),
+        ("full", STAGES),
     ],
 )
 def test_scheduled_modes(loadgen: Run, mode: str, timed: set[str]) -> None:
