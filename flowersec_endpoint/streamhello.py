@@ -1,11 +1,16 @@
 """StreamHello: the first frame of every stream, naming its kind (mux-rpc.md §3).
 
 The opener writes it once; the acceptor reads it before dispatching and
-sends nothing back. The bytes are what both reference writers produce,
-e.g. ``00 00 00 14 {"kind":"rpc","v":1}``.
+sends nothing back. The bytes are what both reference writers produce, e.g.
+``00 00 00 14 {"kind":"rpc","v":1}``. The session helpers at the end open a
+stream of a kind, and accept streams by kind without letting one silent
+stream block the others.
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
 
 from flowersec_endpoint.encoding import (
     UINT32_MAX,
@@ -20,9 +25,11 @@ from flowersec_endpoint.rpc.framing import (
     encode_frame,
     read_frame,
 )
+from flowersec_endpoint.yamux import Reason, YamuxError, YamuxSession, YamuxStream
 
 STREAM_HELLO_VERSION = 1
 DEFAULT_MAX_HELLO_BYTES = 8 * 1024
+DEFAULT_HELLO_TIMEOUT = 10.0
 
 
 class StreamHelloError(Exception):
@@ -63,3 +70,123 @@ async def read_hello(
     except RpcFramingError as exc:
         raise StreamHelloError(f"bad stream hello: {exc}") from exc
     return decode_hello(payload)
+
+
+async def open_hello_stream(session: YamuxSession, kind: str) -> YamuxStream:
+    """Open a stream and write its hello; raises ``ValueError`` on an empty kind.
+
+    Yamux failures propagate as :class:`YamuxError`.
+    """
+    hello = encode_hello(kind)
+    stream = await session.open_stream()
+    stream.write(hello)
+    await stream.drain()
+    return stream
+
+
+HelloErrorHandler = Callable[[BaseException], None]
+
+
+class HelloAcceptor:
+    """Accept a session's streams and yield ``(kind, stream)`` once hellos arrive.
+
+    Each hello is read in its own task under ``hello_timeout``, so a peer
+    that opens a stream and stays silent delays nobody (mux-rpc.md §7.1). A
+    bad or late hello resets that stream and is passed to ``on_error``; the
+    session keeps going. At most ``max_pending`` streams are between accept
+    and :meth:`accept` (reading a hello or ready); beyond that no further
+    stream is accepted, so new SYNs wait in (and then overflow) the Yamux
+    accept backlog.
+    """
+
+    def __init__(
+        self,
+        session: YamuxSession,
+        *,
+        max_hello_bytes: int = DEFAULT_MAX_HELLO_BYTES,
+        hello_timeout: float | None = DEFAULT_HELLO_TIMEOUT,
+        max_pending: int = 256,
+        on_error: HelloErrorHandler | None = None,
+    ) -> None:
+        self._session = session
+        self._max_bytes = max_hello_bytes
+        self._timeout = hello_timeout
+        self._on_error = on_error
+        self._slots = asyncio.Semaphore(max_pending)
+        self._ready: asyncio.Queue[tuple[str, YamuxStream]] = asyncio.Queue(max_pending)
+        self._readers: set[asyncio.Task[None]] = set()
+        self._ended: BaseException | None = None
+        self._wake = asyncio.Event()
+        self._loop_task = asyncio.get_running_loop().create_task(self._accept_loop())
+
+    async def accept(self) -> tuple[str, YamuxStream]:
+        """Return the next stream whose hello was read, with its kind.
+
+        Raises the session's :class:`YamuxError` once it ended and every
+        ready stream was handed out.
+        """
+        while self._ready.empty():
+            if self._ended is not None and not self._readers:
+                raise self._ended
+            self._wake.clear()
+            await self._wake.wait()
+        item = self._ready.get_nowait()
+        self._wake.set()
+        return item
+
+    async def close(self) -> None:
+        """Stop accepting; streams still reading their hello are reset."""
+        self._loop_task.cancel()
+        for task in list(self._readers):
+            task.cancel()
+        await asyncio.gather(self._loop_task, *self._readers, return_exceptions=True)
+
+    def __aiter__(self) -> HelloAcceptor:
+        return self
+
+    async def __anext__(self) -> tuple[str, YamuxStream]:
+        try:
+            return await self.accept()
+        except YamuxError:
+            raise StopAsyncIteration from None
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                await self._slots.acquire()
+                try:
+                    stream = await self._session.accept_stream()
+                except BaseException:
+                    self._slots.release()
+                    raise
+                task = loop.create_task(self._read_one(stream))
+                self._readers.add(task)
+                task.add_done_callback(self._reader_done)
+        except YamuxError as exc:
+            self._ended = exc
+        except asyncio.CancelledError:
+            self._ended = YamuxError(Reason.SESSION_CLOSED, "acceptor closed")
+            raise
+        finally:
+            self._wake.set()
+
+    async def _read_one(self, stream: YamuxStream) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                kind = await read_hello(stream, self._max_bytes)
+        except asyncio.CancelledError:
+            stream.reset()
+            raise
+        except Exception as exc:
+            stream.reset()
+            if self._on_error is not None:
+                self._on_error(exc)
+            return
+        await self._ready.put((kind, stream))
+        self._wake.set()
+
+    def _reader_done(self, task: asyncio.Task[None]) -> None:
+        self._readers.discard(task)
+        self._slots.release()
+        self._wake.set()

@@ -11,11 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flowersec_endpoint.streamhello import (
+    HelloAcceptor,
     StreamHelloError,
     decode_hello,
     encode_hello,
+    open_hello_stream,
     read_hello,
 )
+from flowersec_endpoint.yamux import YamuxError
 
 
 def test_exact_bytes() -> None:
@@ -78,3 +81,44 @@ async def test_read_hello_limit_and_eof(pair: Any) -> None:
         await read_hello(await server.accept_stream())
     kind = await asyncio.wait_for(read_hello(await server.accept_stream()), 5)
     assert len(kind) == 8192 - 19
+
+
+async def test_acceptor_silent_stream_does_not_block(pair: Any) -> None:
+    client, server = pair
+    errors: list[BaseException] = []
+    acceptor = HelloAcceptor(server, hello_timeout=1.0, on_error=errors.append)
+    silent = await client.open_stream()
+    bad = await client.open_stream()
+    bad.write(b"\x00\x00\x00\x02{}")
+    good = await open_hello_stream(client, "echo")
+    kind, stream = await acceptor.accept()
+    assert silent._core.error is None
+    assert kind == "echo"
+    assert stream.id == good.id
+    good.write(b"data")
+    assert await stream.readexactly(4) == b"data"
+    with pytest.raises(YamuxError):
+        await asyncio.wait_for(silent.read(), 5)
+    assert len(errors) == 2
+    assert any(isinstance(e, TimeoutError) for e in errors)
+    assert any(isinstance(e, StreamHelloError) for e in errors)
+    with pytest.raises(ValueError):
+        await open_hello_stream(client, "")
+    await client.close()
+    with pytest.raises(YamuxError):
+        await asyncio.wait_for(acceptor.accept(), 5)
+    await acceptor.close()
+
+
+async def test_acceptor_iterates_kinds(pair: Any) -> None:
+    client, server = pair
+    acceptor = HelloAcceptor(server)
+    for kind in ("rpc", "echo", "files"):
+        await open_hello_stream(client, kind)
+    kinds = []
+    async for kind, _ in acceptor:
+        kinds.append(kind)
+        if len(kinds) == 3:
+            break
+    assert sorted(kinds) == ["echo", "files", "rpc"]
+    await acceptor.close()
