@@ -79,12 +79,20 @@ def loads_object(data: bytes | str) -> dict[str, Any]:
 
 
 def read_str(obj: dict[str, Any], name: str) -> str:
-    """Read a string member; absent or ``null`` reads as ``""``."""
+    """Read a string member; absent or ``null`` reads as ``""``.
+
+    JSON escapes can smuggle in lone surrogates, which have no UTF-8 form
+    for byte-length limits, signatures or transcripts, so they are rejected.
+    """
     value = obj.get(name)
     if value is None:
         return ""
     if not isinstance(value, str):
         raise DecodeError(f"{name}: expected a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DecodeError(f"{name}: not valid Unicode") from exc
     return value
 
 

@@ -75,3 +75,8 @@ def test_loads_object_only_decode_error(text: str) -> None:
 def test_dumps_compact_go_escapes() -> None:
     out = dumps_compact({"a": "<&>\u2028é\n\x01"})
     assert out == '{"a":"\\u003c\\u0026\\u003e\\u2028é\\n\\u0001"}'.encode()
+
+
+def test_read_str_rejects_lone_surrogate() -> None:
+    with pytest.raises(DecodeError):
+        read_str(loads_object('{"s":"\\ud800"}'), "s")

@@ -34,17 +34,6 @@ def _load(payload: bytes, what: str) -> dict[str, Any]:
         raise handshake_failed(f"{what}: {exc}") from exc
 
 
-def _text(obj: dict[str, Any], name: str) -> str:
-    """A string member that is valid Unicode (JSON escapes can smuggle in
-    lone surrogates, which have no UTF-8 form for the transcript)."""
-    value = read_str(obj, name)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise DecodeError(f"{name}: not valid Unicode") from exc
-    return value
-
-
 def _wrap(exc: DecodeError, what: str) -> E2EEError:
     return handshake_failed(f"{what}: {exc}")
 
@@ -81,12 +70,12 @@ class E2EEInit:
         obj = _load(payload, "init")
         try:
             return cls(
-                channel_id=_text(obj, "channel_id"),
+                channel_id=read_str(obj, "channel_id"),
                 role=read_int(obj, "role", 0, INT8_MAX),
                 version=read_int(obj, "version", 0, INT8_MAX),
                 suite=read_int(obj, "suite", 0, INT16_MAX),
-                client_eph_pub_b64u=_text(obj, "client_eph_pub_b64u"),
-                nonce_c_b64u=_text(obj, "nonce_c_b64u"),
+                client_eph_pub_b64u=read_str(obj, "client_eph_pub_b64u"),
+                nonce_c_b64u=read_str(obj, "nonce_c_b64u"),
                 client_features=read_int(obj, "client_features", 0, UINT32_MAX),
             )
         except DecodeError as exc:
@@ -129,9 +118,9 @@ class E2EEResp:
         obj = _load(payload, "resp")
         try:
             return cls(
-                handshake_id=_text(obj, "handshake_id"),
-                server_eph_pub_b64u=_text(obj, "server_eph_pub_b64u"),
-                nonce_s_b64u=_text(obj, "nonce_s_b64u"),
+                handshake_id=read_str(obj, "handshake_id"),
+                server_eph_pub_b64u=read_str(obj, "server_eph_pub_b64u"),
+                nonce_s_b64u=read_str(obj, "nonce_s_b64u"),
                 server_features=read_int(obj, "server_features", 0, UINT32_MAX),
             )
         except DecodeError as exc:
@@ -162,9 +151,9 @@ class E2EEAck:
         obj = _load(payload, "ack")
         try:
             return cls(
-                handshake_id=_text(obj, "handshake_id"),
+                handshake_id=read_str(obj, "handshake_id"),
                 timestamp_unix_s=read_int(obj, "timestamp_unix_s", 0, UINT64_MAX),
-                auth_tag_b64u=_text(obj, "auth_tag_b64u"),
+                auth_tag_b64u=read_str(obj, "auth_tag_b64u"),
             )
         except DecodeError as exc:
             raise _wrap(exc, "ack") from exc
