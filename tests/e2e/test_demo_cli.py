@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import signal
@@ -12,7 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from flowersec_endpoint.demo.roles import read_json_input
 from flowersec_tunnel.issuer import GrantPair
 
 DEMO = str(Path(sys.executable).with_name("flowersec-demo"))
@@ -148,3 +152,18 @@ def test_usage_errors(args: list[str]) -> None:
     result = _run(*args)
     assert result.returncode == 2
     assert "usage:" in result.stderr
+
+
+def test_stdin_reads_only_the_first_object() -> None:
+    stream = io.StringIO('{"a":\n 1}\n{"b": 2}\n')
+    assert read_json_input("-", stream) == {"a": 1}
+    assert stream.readline() == '{"b": 2}\n'
+
+
+@given(st.text(max_size=300))
+def test_stdin_parser_raises_only_value_error(text: str) -> None:
+    try:
+        value = read_json_input("-", io.StringIO(text))
+    except ValueError:
+        return
+    assert isinstance(value, dict)

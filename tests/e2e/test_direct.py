@@ -58,6 +58,13 @@ class DirectServer:
         values.update(changes)
         return DirectConnectInfo(**values)  # type: ignore[arg-type]
 
+    async def reported(self, timeout: float = 5) -> list[tuple[Path, Stage, Code]]:
+        """The codes reported so far, once at least one arrived."""
+        async with asyncio.timeout(timeout):
+            while not self.errors:
+                await asyncio.sleep(0.01)
+        return self.codes()
+
     def codes(self) -> list[tuple[Path, Stage, Code]]:
         return [
             (e.path, e.stage, e.code)
@@ -146,8 +153,9 @@ async def test_failing_resolver_is_reported(direct: DirectServer) -> None:
     with pytest.raises(FlowersecError) as info:
         await connect_direct(direct.info("/resolve", channel_id="boom"), origin=ORIGIN)
     assert _where(info.value) == (Path.DIRECT, Stage.HANDSHAKE, Code.HANDSHAKE_FAILED)
-    await asyncio.sleep(0.1)
-    assert direct.codes() == [(Path.DIRECT, Stage.VALIDATE, Code.RESOLVE_FAILED)]
+    assert await direct.reported() == [
+        (Path.DIRECT, Stage.VALIDATE, Code.RESOLVE_FAILED)
+    ]
 
 
 async def test_wrong_psk_fails_on_both_sides(direct: DirectServer) -> None:
@@ -159,8 +167,9 @@ async def test_wrong_psk_fails_on_both_sides(direct: DirectServer) -> None:
         Stage.HANDSHAKE,
         Code.HANDSHAKE_FAILED,
     )
-    await asyncio.sleep(0.1)
-    assert direct.codes() == [(Path.DIRECT, Stage.HANDSHAKE, Code.AUTH_TAG_MISMATCH)]
+    assert await direct.reported() == [
+        (Path.DIRECT, Stage.HANDSHAKE, Code.AUTH_TAG_MISMATCH)
+    ]
 
 
 async def test_wrong_suite_for_a_fixed_channel(direct: DirectServer) -> None:
