@@ -8,6 +8,7 @@ environment those files set, always listening on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import shlex
@@ -29,6 +30,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from flowersec_endpoint.grants import ChannelInitGrant
 from flowersec_tunnel.issuer import GrantPair, mint_grant_pair, random_id
@@ -313,3 +318,33 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
         if daemon.proc.returncode is None:
             daemon.proc.kill()
             await daemon.proc.wait()
+
+
+def write_self_signed(cert: Path, key: Path, name: str) -> None:
+    """Write a throwaway certificate and key for ``name`` (PEM)."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(private, hashes.SHA256())
+    )
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+@pytest.fixture
+def self_signed() -> Callable[[Path, Path, str], None]:
+    return write_self_signed

@@ -34,6 +34,7 @@ DRAIN_BOUND_SECONDS = 10
 
 UnitParser = Callable[[Path], list[tuple[str, str, str]]]
 EnvParser = Callable[[Path], dict[str, str]]
+SelfSigned = Callable[[Path, Path, str], None]
 
 
 def _files(*suffixes: str) -> list[Path]:
@@ -311,13 +312,13 @@ def test_dashboard_queries_parse(tmp_path: Path, yaml: ModuleType) -> None:
     _run([tool, "check", "rules", str(path)])
 
 
-def test_nginx_example(tmp_path: Path) -> None:
+def test_nginx_example(tmp_path: Path, self_signed: SelfSigned) -> None:
     tool = _tool("nginx")
     tls = tmp_path / "tls"
     tls.mkdir()
     site = (DEPLOY / "proxy" / "nginx.conf").read_text()
     for cert in set(re.findall(r"/etc/nginx/tls/(\S+)\.crt;", site)):
-        _self_signed(tls / f"{cert}.crt", tls / f"{cert}.key", cert)
+        self_signed(tls / f"{cert}.crt", tls / f"{cert}.key", cert)
     (tmp_path / "site.conf").write_text(site.replace("/etc/nginx/tls", str(tls)))
     (tmp_path / "main.conf").write_text(
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
@@ -362,35 +363,3 @@ def test_caddy_example(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "Valid configuration" in done.stdout + done.stderr
-
-
-def _self_signed(cert: Path, key: Path, name: str) -> None:
-    """Write a throwaway certificate so nginx -t can load the TLS blocks."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    private = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(private.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(private, hashes.SHA256())
-    )
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
