@@ -274,3 +274,19 @@ async def test_demo_service_typed(stream_pair: Streams) -> None:
     assert await demo.rpc.call(1, None) == {"ok": True}
     await demo.rpc.close()
     await asyncio.wait_for(serving, 5)
+
+
+async def test_rpc_over_rechunked_channel(make_pair: Any) -> None:
+    client_session, server_session = await make_pair(seed=11)
+    stream = await client_session.open_stream()
+    stream.write(b"\0")
+    peer = await server_session.accept_stream()
+    await peer.readexactly(1)
+    router = Router()
+    router.register(1, lambda payload: asyncio.sleep(0, payload))
+    client, _server, task = await start((stream, peer), router)
+    payloads = [{"i": i, "blob": "z" * (i * 997 % 70000)} for i in range(60)]
+    results = await asyncio.gather(*(client.call(1, p) for p in payloads))
+    assert results == payloads
+    await client.close()
+    await asyncio.wait_for(task, 5)

@@ -266,3 +266,47 @@ async def test_each_frame_is_one_write(channels: Any) -> None:
         assert body == (length if write[1] == 0 else 0)
     await client.close()
     await server.close()
+
+
+async def test_half_close_timeout_resets(make_pair: Any) -> None:
+    client, server = await make_pair(YamuxConfig(close_timeout=0.05))
+    stream = await client.open_stream()
+    stream.write(b"bye")
+    await stream.close()
+    peer = await server.accept_stream()
+    assert await peer.readexactly(3) == b"bye"
+    assert await peer.read() == b""
+    for _ in range(200):
+        if stream.state is StreamState.RESET:
+            break
+        await asyncio.sleep(0.01)
+    assert stream.state is StreamState.RESET
+    await server.ping(timeout=5)
+    with pytest.raises(YamuxError) as info:
+        peer.write(b"late")
+    assert info.value.reason is Reason.STREAM_RESET
+
+
+async def test_write_timeout_fails_session(channels: Any) -> None:
+    a, b = channels(limit=1)
+    client = YamuxSession(a, Role.CLIENT, YamuxConfig(write_timeout=0.05))
+    stream = await client.open_stream()
+    stream.write(b"blocked")
+    await asyncio.wait_for(client.wait_closed(), 5)
+    assert client.error is not None
+    assert client.error.reason is Reason.WRITE_TIMEOUT
+    with pytest.raises(YamuxError):
+        await stream.drain()
+    await b.close()
+
+
+async def test_peer_eof_ends_session(channels: Any) -> None:
+    a, b = channels()
+    client = YamuxSession(a, Role.CLIENT)
+    stream = await client.open_stream()
+    await b.close()
+    await asyncio.wait_for(client.wait_closed(), 5)
+    assert client.error is not None
+    assert client.error.reason is Reason.SESSION_CLOSED
+    with pytest.raises(YamuxError):
+        await stream.read()
