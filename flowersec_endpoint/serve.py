@@ -1,5 +1,7 @@
-"""The serving endpoint: tunnel attach as role server, direct WebSocket
-handler, and the stream runtime that dispatches streams by kind (api.md §4).
+"""The serving endpoint: tunnel attach, direct WebSocket handler, stream runtime.
+
+Covers api.md §4: attaching to a tunnel as role server, accepting direct
+WebSocket connections, and dispatching each accepted stream by its kind.
 
 A :class:`Server` holds the stream handlers and the RPC registration; it
 serves any number of sessions, each obtained from :func:`connect_tunnel`
@@ -49,6 +51,7 @@ from flowersec_endpoint.stack import (
     server_handshake_resolved,
     start_mux,
 )
+from flowersec_endpoint.streamhello import HelloAcceptor
 from flowersec_tunnel.origin import OriginPolicy
 
 log = logging.getLogger(__name__)
@@ -208,39 +211,47 @@ class Server:
     async def serve_session(self, session: Session) -> None:
         """Accept and dispatch streams until the session ends.
 
-        Each stream runs in its own task, hello included; they are cancelled
-        when the session ends.
+        Hellos are read by a :class:`HelloAcceptor` (one task per stream,
+        with ``hello_timeout``); each accepted stream's handler runs in its
+        own task. Handlers still running when the session ends are
+        cancelled.
         """
         tasks: set[asyncio.Task[None]] = set()
         self._sessions.add(session)
+        acceptor = HelloAcceptor(
+            session.mux,
+            max_hello_bytes=self.max_stream_hello_bytes,
+            hello_timeout=self.hello_timeout,
+            on_error=partial(self._bad_hello, session),
+        )
         try:
-            while True:
-                try:
-                    stream = await session.mux.accept_stream()
-                except Exception as exc:
-                    if not session.closed:
-                        log.debug("accept_ended path=%s error=%r", session.path, exc)
-                    return
-                task = asyncio.create_task(self._one_stream(session, stream))
+            async for kind, stream in acceptor:
+                task = asyncio.create_task(
+                    self.handle_stream(kind, stream, path=session.path, session=session)
+                )
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
         finally:
             self._sessions.discard(session)
+            await acceptor.close()
             for task in tasks:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _one_stream(self, session: Session, stream: Stream) -> None:
-        try:
-            kind = await read_stream_hello(
-                session.path, stream, self.max_stream_hello_bytes, self.hello_timeout
-            )
-        except FlowersecError as exc:
-            if not session.mux.closed:
-                self.report(exc)
+    def _bad_hello(self, session: Session, error: BaseException) -> None:
+        if session.mux.closed:
+            log.debug("hello_ended_with_session error=%r", error)
             return
-        await self.handle_stream(kind, stream, path=session.path, session=session)
+        self.report(
+            FlowersecError(
+                session.path,
+                Stage.RPC,
+                Code.STREAM_HELLO_FAILED,
+                "bad stream hello",
+                error,
+            )
+        )
 
 
 async def connect_tunnel(

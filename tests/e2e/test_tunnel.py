@@ -17,6 +17,7 @@ from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.loadgen.tunnelproc import SpawnedTunnel
 from flowersec_endpoint.serve import Server, serve_tunnel
 from flowersec_endpoint.serve import connect_tunnel as attach_server
+from flowersec_endpoint.yamux import Reason, YamuxError
 from flowersec_tunnel.issuer import GrantPair, mint_grant_pair
 from flowersec_tunnel.keys import IssuerKey
 
@@ -269,3 +270,24 @@ async def test_refused_origin_at_the_tunnel(mint: Mint) -> None:
     with pytest.raises(FlowersecError) as info:
         await connect_tunnel(mint().client, origin="https://evil.example")
     assert _where(info.value) == (Path.TUNNEL, Stage.CONNECT, Code.DIAL_FAILED)
+
+
+async def test_bad_and_silent_hellos_do_not_block_other_streams(mint: Mint) -> None:
+    pair = mint()
+    errors: list[BaseException] = []
+    server = demo_server(on_error=errors.append)
+    server.hello_timeout = 0.3
+    serving = await _serve_in_background(pair.server, server)
+    async with await connect_tunnel(pair.client, origin=ORIGIN) as client:
+        silent = await client.mux.open_stream()
+        garbage = await client.mux.open_stream()
+        garbage.write(b"\x00\x00\x00\x02{]")
+        await garbage.drain()
+        assert await run_exchange(client) == EXPECTED
+        with pytest.raises(YamuxError) as reset:
+            await silent.read()
+        assert reset.value.reason is Reason.STREAM_RESET
+    await asyncio.wait_for(serving, 5)
+    codes = {_where(e) for e in errors if isinstance(e, FlowersecError)}
+    assert codes == {(Path.TUNNEL, Stage.RPC, Code.STREAM_HELLO_FAILED)}
+    assert len(errors) == 2
