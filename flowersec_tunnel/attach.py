@@ -66,10 +66,12 @@ class AttachRejected(Exception):
     ``detail`` says why for logs; it never contains the token or attach JSON.
     """
 
-    def __init__(self, reason: Reject, detail: str = "") -> None:
+    def __init__(self, reason: Reject, detail: str = "", token_id: str = "") -> None:
         super().__init__(detail or reason.value)
         self.reason = reason
         self.detail = detail or reason.value
+        self.token_id = token_id
+        """The verified token's ID when the token itself was valid (for logs)."""
 
     @property
     def code(self) -> int:
@@ -173,11 +175,12 @@ def admit_token(
     except ValueError as exc:
         detail = getattr(exc, "reason", "") or "token rejected"
         raise AttachRejected(Reject.INVALID_TOKEN, str(detail)) from None
+    token_id = claims.token_id
     if claims.channel_id != attach.channel_id:
-        raise AttachRejected(Reject.CHANNEL_MISMATCH)
+        raise AttachRejected(Reject.CHANNEL_MISMATCH, token_id=token_id)
     if claims.role != attach.role:
-        raise AttachRejected(Reject.ROLE_MISMATCH)
+        raise AttachRejected(Reject.ROLE_MISMATCH, token_id=token_id)
     until = used_until(claims.exp, skew_seconds)
-    if not replay.check_and_mark(claims.token_id, until, int(now // 1)):
-        raise AttachRejected(Reject.TOKEN_REPLAY)
+    if not replay.check_and_mark(token_id, until, int(now // 1)):
+        raise AttachRejected(Reject.TOKEN_REPLAY, token_id=token_id)
     return claims

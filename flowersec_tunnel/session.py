@@ -168,7 +168,7 @@ async def _attach(
             exc,
             role=role,
             channel_id=channel_id,
-            token_id=token_id,
+            token_id=token_id or exc.token_id,
         )
         return None
     if admitted.kind is Admission.PAIRED and not await _flush(rt, conn, admitted):
