@@ -1,8 +1,10 @@
-"""The nginx example in front of a real daemon: TLS, upgrade, Origin.
+"""The nginx and Caddy examples in front of a real daemon.
 
-Runs only where nginx is installed. The example file is used as written
-except for what cannot be on a test machine: its ports become free
-loopback ports and its certificate paths point at throwaway certificates.
+Each runs only where its server is installed. The example files are used
+as written except for what cannot be on a test machine: ports become free
+loopback ports, nginx gets throwaway certificates, and Caddy issues its own
+from its internal CA instead of asking a public one, with its admin API
+and HTTP redirects off.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX_EXAMPLE = REPO / "deploy" / "proxy" / "nginx.conf"
+CADDY_EXAMPLE = REPO / "deploy" / "proxy" / "Caddyfile"
 ORIGIN = "https://app.example.com"
 SHARD_HOST = "tunnel-0.example.com"
 
@@ -44,16 +47,47 @@ async def daemon(keyset: Any, start_daemon: Any) -> Any:
     return await start_daemon(env)
 
 
-@pytest.fixture
-async def nginx(
-    daemon: Any, tmp_path: Path, self_signed: Callable[[Path, Path, str], None]
+@pytest.fixture(params=["nginx", "caddy"])
+async def proxy(
+    request: pytest.FixtureRequest,
+    daemon: Any,
+    tmp_path: Path,
+    self_signed: Callable[[Path, Path, str], None],
 ) -> AsyncIterator[str]:
-    """Run the example site in front of ``daemon``; yield the proxy's URL."""
-    tool = shutil.which("nginx")
+    """Run one example in front of ``daemon``; yield the proxy's base URL."""
+    tool = shutil.which(request.param)
     if tool is None:
-        pytest.skip("nginx is not installed")
+        pytest.skip(f"{request.param} is not installed")
     tunnel_port = daemon.ready["listen"].rsplit(":", 1)[1]
     port = _free_port()
+    if request.param == "nginx":
+        argv = _nginx(tool, tmp_path, port, tunnel_port, self_signed)
+        env = None
+    else:
+        argv = _caddy(tool, tmp_path, port, tunnel_port)
+        home = str(tmp_path)
+        env = {"HOME": home, "XDG_DATA_HOME": home, "XDG_CONFIG_HOME": home}
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await _wait_listening(port)
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
+
+
+def _nginx(
+    tool: str,
+    tmp_path: Path,
+    port: int,
+    tunnel_port: str,
+    self_signed: Callable[[Path, Path, str], None],
+) -> list[str]:
     site = NGINX_EXAMPLE.read_text()
     site = site.replace("    listen [::]:443 ssl;\n", "")
     site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;")
@@ -70,15 +104,23 @@ async def nginx(
         f"  proxy_temp_path {tmp_path}/proxy;\n"
         f"  include {tmp_path}/site.conf;\n}}\n"
     )
-    proc = await asyncio.create_subprocess_exec(
-        tool, "-p", str(tmp_path), "-c", str(tmp_path / "main.conf")
+    return [tool, "-p", str(tmp_path), "-c", str(tmp_path / "main.conf")]
+
+
+def _caddy(tool: str, tmp_path: Path, port: int, tunnel_port: str) -> list[str]:
+    site = CADDY_EXAMPLE.read_text()
+    test_globals = (
+        "{\n\tadmin off\n\tauto_https disable_redirects\n\tskip_install_trust\n"
+        f"\thttp_port {_free_port()}\n\thttps_port {port}\n\tservers {{"
     )
-    try:
-        await _wait_listening(port)
-        yield f"https://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 10)
+    site = site.replace("{\n\tservers {", test_globals, 1)
+    for host in ("tunnel-0.example.com", "tunnel-1.example.com"):
+        site = site.replace(f"{host} {{", f"{host}:{port} {{\n\tbind 127.0.0.1")
+    site = site.replace("\ttls {\n", "\ttls internal {\n")
+    site = site.replace("127.0.0.1:8080", f"127.0.0.1:{tunnel_port}")
+    path = tmp_path / "Caddyfile"
+    path.write_text(site)
+    return [tool, "run", "--adapter", "caddyfile", "--config", str(path)]
 
 
 async def _wait_listening(port: int) -> None:
@@ -96,10 +138,11 @@ async def _wait_listening(port: int) -> None:
         return
 
 
-async def test_channel_through_nginx(nginx: str, keyset: Any) -> None:
+async def test_channel_through_proxy(proxy: str, keyset: Any) -> None:
     headers = {"Host": SHARD_HOST, "Origin": ORIGIN}
+    tls = {"ssl": False, "server_hostname": SHARD_HOST}
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{nginx}/healthz", headers=headers, ssl=False) as r:
+        async with session.get(f"{proxy}/healthz", headers=headers, **tls) as r:
             assert (r.status, await r.text()) == (200, "ok")
 
         pair = keyset.mint(
@@ -109,7 +152,7 @@ async def test_channel_through_nginx(nginx: str, keyset: Any) -> None:
         )
         sockets = []
         for grant in (pair.client, pair.server):
-            ws = await session.ws_connect(f"{nginx}/ws", headers=headers, ssl=False)
+            ws = await session.ws_connect(f"{proxy}/ws", headers=headers, **tls)
             await ws.send_str(_attach(grant))
             sockets.append(ws)
         client, server = sockets
@@ -122,7 +165,7 @@ async def test_channel_through_nginx(nginx: str, keyset: Any) -> None:
 
         refused = {"Host": SHARD_HOST, "Origin": "https://evil.example.net"}
         with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-            await session.ws_connect(f"{nginx}/ws", headers=refused, ssl=False)
+            await session.ws_connect(f"{proxy}/ws", headers=refused, **tls)
         assert info.value.status == 403
 
 
