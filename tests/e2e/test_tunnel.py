@@ -15,6 +15,7 @@ from flowersec_endpoint.demo.service import demo_server, run_exchange
 from flowersec_endpoint.encoding import b64u_encode
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.loadgen.tunnelproc import SpawnedTunnel
+from flowersec_endpoint.rpc import RpcClosedError
 from flowersec_endpoint.serve import Server, serve_tunnel
 from flowersec_endpoint.serve import connect_tunnel as attach_server
 from flowersec_endpoint.yamux import Reason, YamuxError
@@ -147,7 +148,7 @@ async def test_tunnel_killed_mid_session_is_noticed_by_both(
     with pytest.raises(FlowersecError) as ping_info:
         await client.ping()
     assert ping_info.value.code is Code.PING_FAILED
-    with pytest.raises(Exception):  # noqa: B017 - the RPC layer's closed error
+    with pytest.raises(RpcClosedError):
         await client.rpc.call(1, {}, timeout=2)
     await client.close()
 
