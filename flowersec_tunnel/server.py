@@ -3,6 +3,11 @@
 Used by the CLI and, in-process, by tests and benchmarks. TLS files are
 loaded before anything is bound, so a broken certificate fails the start
 instead of surfacing after the ready line (tunnel.md §9.2 [weak]).
+
+aiohttp has no header-read or whole-request timeout (§4.5 asks for 5 s and
+10 s): idle keep-alive connections close after 60 s, but a client that
+trickles a request's headers is bounded only by the 32 KiB header limit
+and the process's file-descriptor limit.
 """
 
 from __future__ import annotations

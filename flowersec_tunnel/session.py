@@ -6,7 +6,8 @@ binary messages and writing each one straight to the peer's socket. While
 that write waits for the peer's socket buffer (bounded by the write-queue
 budget) this task reads nothing more, so TCP backpressure reaches the
 sender; a write stuck past the write timeout is ended by the cleanup loop.
-Per message the only allocations are aiohttp's own.
+Per message the tunnel adds nothing to aiohttp's own allocations but the
+write coroutine.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ async def serve(rt: TunnelRuntime, request: web.Request) -> web.WebSocketRespons
     await ws.prepare(request)
     wslimit.install(ws, request, MAX_ATTACH_BYTES, MAX_RECORD_BYTES)
     transport = request.transport
-    if transport is not None and hasattr(transport, "set_write_buffer_limits"):
+    if transport is not None:
         transport.set_write_buffer_limits(high=rt.config.max_write_queue_bytes)
     if rt.draining:
         await close_socket(
@@ -106,7 +107,9 @@ async def _reject(
 
 
 async def _read_attach(
-    rt: TunnelRuntime, ws: web.WebSocketResponse
+    rt: TunnelRuntime,
+    ws: web.WebSocketResponse,
+    transport: asyncio.Transport | None,
 ) -> str | bytes | AttachRejected:
     """Read the first data message; a rejection if it is not a text one.
 
@@ -125,14 +128,15 @@ async def _read_attach(
     if msg.type is WSMsgType.BINARY:
         return AttachRejected(expected, "binary first message")
     if msg.type is WSMsgType.CLOSE:
-        await _echo_close(ws, msg.data)
+        await close_socket(
+            ws, transport, _echo_code(msg.data), "", rt.config.close_timeout
+        )
     return AttachRejected(expected, "no-send")
 
 
-async def _echo_close(ws: web.WebSocketResponse, code: object) -> None:
-    """Answer a peer's close frame with its code (1000 if it sent none)."""
-    echo = code if isinstance(code, int) and code in _VALID_CLOSE else 1000
-    await ws.close(code=echo)
+def _echo_code(code: object) -> int:
+    """The code to echo for a peer's close frame (1000 if it sent none)."""
+    return code if isinstance(code, int) and code in _VALID_CLOSE else 1000
 
 
 async def _attach(
@@ -141,7 +145,7 @@ async def _attach(
     transport: asyncio.Transport | None,
 ) -> Connection | None:
     """Admission steps 3 to 11 of §5.4; None after a rejection."""
-    first = await _read_attach(rt, ws)
+    first = await _read_attach(rt, ws, transport)
     if isinstance(first, AttachRejected):
         await _reject(rt, ws, transport, first, send=first.detail != "no-send")
         return None
@@ -276,7 +280,9 @@ async def _relay(rt: TunnelRuntime, conn: Connection) -> None:
         if kind is WSMsgType.TEXT:
             reason = End.NON_BINARY_FRAME
         elif kind is WSMsgType.CLOSE:
-            await _echo_close(ws, msg.data)
+            await close_socket(
+                ws, conn.transport, _echo_code(msg.data), "", rt.config.close_timeout
+            )
             reason = End.PEER_CLOSED
         elif kind is WSMsgType.ERROR and _too_big(msg.data):
             reason = End.RECORD_TOO_LARGE
