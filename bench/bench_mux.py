@@ -3,7 +3,8 @@
 Prints stream opens/s (open, hello, accept, read hello), RPC calls/s
 (sequential and 32 concurrent callers) and MB/s of bulk data over one
 stream. No encryption is involved, so the figures bound what the mux and
-RPC layers alone cost. Run: ``.venv/bin/python bench/bench_mux.py``.
+RPC layers alone cost. Run: ``.venv/bin/python bench/bench_mux.py``
+(uvloop by default, ``--loop asyncio`` for the stdlib loop).
 """
 
 from __future__ import annotations
@@ -148,12 +149,8 @@ async def bench_bulk(total: int, block: int) -> float:
     return received / elapsed / 1e6
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--opens", type=int, default=5000)
-    parser.add_argument("--calls", type=int, default=10000)
-    parser.add_argument("--bulk-mib", type=int, default=256)
-    args = parser.parse_args()
+async def run(args: argparse.Namespace) -> None:
+    print(f"event loop: {args.loop}")
     print(f"stream opens/s (open+hello+accept): {await bench_opens(args.opens):,.0f}")
     print(f"rpc calls/s (1 caller):  {await bench_calls(args.calls, 1):,.0f}")
     print(f"rpc calls/s (32 callers): {await bench_calls(args.calls, 32):,.0f}")
@@ -161,5 +158,20 @@ async def main() -> None:
     print(f"one stream bulk: {mbps:,.1f} MB/s ({args.bulk_mib} MiB, 64 KiB writes)")
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--opens", type=int, default=5000)
+    parser.add_argument("--calls", type=int, default=10000)
+    parser.add_argument("--bulk-mib", type=int, default=256)
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    args = parser.parse_args()
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(run(args))
+    else:
+        asyncio.run(run(args))
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -115,6 +115,9 @@ async def test_many_streams(make_pair: Any) -> None:
     await serving
     await asyncio.sleep(0.01)
     assert client.stream_count == 0
+    assert server.stream_count == 0
+    assert not client._streams
+    assert not server._streams
 
 
 async def test_flow_control_bulk_keeps_other_stream_responsive(
