@@ -1,11 +1,13 @@
 """Operating-system resources the load generator reads or adjusts.
 
-Linux only: RSS comes from ``/proc/<pid>/status``. On other systems the
-RSS readers return ``None`` and the report leaves the figures out.
+Linux only: RSS comes from ``/proc/<pid>/status`` and CPU time from
+``/proc/<pid>/stat``. On other systems the readers return ``None`` and the
+report leaves the figures out.
 """
 
 from __future__ import annotations
 
+import os
 import resource
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,17 @@ def read_rss_bytes(pid: int) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def read_cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of ``pid`` so far, or None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def raise_nofile(wanted: int) -> int:
@@ -44,17 +57,19 @@ def raise_nofile(wanted: int) -> int:
 
 
 @dataclass
-class RssTrack:
-    """RSS samples of one process: first, last and peak."""
+class ProcessTrack:
+    """Samples of one process: RSS first, last and peak; CPU time used."""
 
     pid: int
     first: int | None = None
     last: int | None = None
     peak: int | None = None
     samples: int = field(default=0)
+    cpu_first: float | None = None
+    cpu_last: float | None = None
 
     def sample(self) -> int | None:
-        """Read the RSS now and fold it into the figures."""
+        """Read RSS and CPU time now; return the RSS."""
         value = read_rss_bytes(self.pid)
         if value is not None:
             if self.first is None:
@@ -62,14 +77,23 @@ class RssTrack:
             self.last = value
             self.peak = value if self.peak is None else max(self.peak, value)
             self.samples += 1
+        cpu = read_cpu_seconds(self.pid)
+        if cpu is not None:
+            if self.cpu_first is None:
+                self.cpu_first = cpu
+            self.cpu_last = cpu
         return value
 
     def report(self) -> dict[str, Any]:
         """The figures for the ``resources`` section of the report."""
+        cpu = None
+        if self.cpu_first is not None and self.cpu_last is not None:
+            cpu = round(self.cpu_last - self.cpu_first, 3)
         return {
             "pid": self.pid,
             "rss_bytes_first": self.first,
             "rss_bytes_last": self.last,
             "rss_bytes_peak": self.peak,
+            "cpu_seconds": cpu,
             "samples": self.samples,
         }

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from flowersec_endpoint.loadgen.attempt import Sample
 from flowersec_endpoint.loadgen.config import LoadConfig, Mode
-from flowersec_endpoint.loadgen.procinfo import RssTrack
+from flowersec_endpoint.loadgen.procinfo import ProcessTrack
 from flowersec_endpoint.loadgen.report import build_report
 from flowersec_endpoint.loadgen.shard import ShardPlan, shard_process
 
@@ -37,7 +37,7 @@ class _Parent:
     ) -> None:
         self.config = config
         self.out = progress
-        self.tunnel = RssTrack(tunnel_pid) if tunnel_pid else None
+        self.tunnel = ProcessTrack(tunnel_pid) if tunnel_pid else None
         self.counts: dict[int, dict[str, int]] = {}
         self.done: set[int] = set()
         self.samples: list[Sample] = []
@@ -129,6 +129,8 @@ def run_scheduled(
                 process.kill()
                 process.join()
     duration = time.time() - parent.started
+    if parent.tunnel is not None:
+        parent.tunnel.sample()
     return build_report(config, parent.samples, duration, parent.resources())
 
 

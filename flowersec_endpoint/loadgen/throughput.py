@@ -28,7 +28,7 @@ from flowersec_endpoint.grants import ChannelInitGrant
 from flowersec_endpoint.loadgen.attempt import describe
 from flowersec_endpoint.loadgen.config import LoadConfig
 from flowersec_endpoint.loadgen.minting import minter_for
-from flowersec_endpoint.loadgen.procinfo import RssTrack
+from flowersec_endpoint.loadgen.procinfo import ProcessTrack
 from flowersec_endpoint.loadgen.report import environment
 from flowersec_endpoint.loadgen.runtime import run_on_uvloop
 from flowersec_endpoint.loadgen.wire import (
@@ -171,7 +171,7 @@ def run_throughput(
     total = math.ceil(config.size_mib * MIB)
     minter = minter_for(config)
     pairs = [minter.mint(f"{config.channel_prefix}{i}") for i in range(config.channels)]
-    tunnel = RssTrack(tunnel_pid) if tunnel_pid else None
+    tunnel = ProcessTrack(tunnel_pid) if tunnel_pid else None
     if tunnel is not None:
         tunnel.sample()
     context = multiprocessing.get_context("spawn")
@@ -197,13 +197,15 @@ def run_throughput(
             if process.is_alive():
                 process.kill()
                 process.join()
+    if tunnel is not None:
+        tunnel.sample()
     return _report(config, total, messages["sent"], messages["received"], tunnel)
 
 
 def _supervise(
     config: LoadConfig,
     conns: dict[str, Connection],
-    tunnel: RssTrack | None,
+    tunnel: ProcessTrack | None,
     out: TextIO,
     total: int,
 ) -> dict[str, Any]:
@@ -249,7 +251,7 @@ def _report(
     total: int,
     sent: list[dict[str, Any]],
     received: list[dict[str, Any]],
-    tunnel: RssTrack | None,
+    tunnel: ProcessTrack | None,
 ) -> dict[str, Any]:
     channels = []
     for index, (s, r) in enumerate(zip(sent, received, strict=True)):
