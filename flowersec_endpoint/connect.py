@@ -83,7 +83,7 @@ async def connect_tunnel(
             token=grant.token,
             endpoint_instance_id=eid,
         )
-        await send_attach(dialed, message, remaining, path)
+        await send_attach(dialed, message, remaining, path, opts.observer)
         secure = await client_handshake(
             path,
             dialed.ws,

@@ -8,10 +8,12 @@ serving endpoint's tunnel attach share this code.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
 
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
+from flowersec_endpoint.observer import ConnectObserver, Result, emit
 from flowersec_endpoint.options import Options
 
 
@@ -48,6 +50,12 @@ async def dial(path: Path, url: str, origin: str, options: Options) -> Dialed:
     headers["Origin"] = origin
     own = options.http_session is None
     session = options.http_session or aiohttp.ClientSession()
+    started = time.monotonic()
+
+    def report(result: Result, reason: str | None) -> None:
+        elapsed = time.monotonic() - started
+        emit(options.observer, "on_connect", path, result, reason, elapsed)
+
     try:
         async with asyncio.timeout(options.connect_timeout):
             ws = await session.ws_connect(
@@ -60,18 +68,22 @@ async def dial(path: Path, url: str, origin: str, options: Options) -> Dialed:
                 ssl=True if options.ssl is None else options.ssl,
             )
     except TimeoutError as exc:
+        report("fail", "timeout")
         await _close_own(session, own)
         raise FlowersecError(
             path, Stage.CONNECT, Code.TIMEOUT, "websocket connect timed out", exc
         ) from exc
     except asyncio.CancelledError:
+        report("fail", "canceled")
         await _close_own(session, own)
         raise
     except (aiohttp.ClientError, OSError, ValueError) as exc:
+        report("fail", "websocket_error")
         await _close_own(session, own)
         raise FlowersecError(
             path, Stage.CONNECT, Code.DIAL_FAILED, f"websocket dial failed: {exc}", exc
         ) from exc
+    report("ok", None)
     return Dialed(ws, session, own)
 
 
@@ -81,7 +93,11 @@ async def _close_own(session: aiohttp.ClientSession, own: bool) -> None:
 
 
 async def send_attach(
-    dialed: Dialed, message: str, timeout: float | None, path: Path = Path.TUNNEL
+    dialed: Dialed,
+    message: str,
+    timeout: float | None,
+    path: Path = Path.TUNNEL,
+    observer: ConnectObserver | None = None,
 ) -> None:
     """Send the attach as one text message (api.md §2.1 step 11).
 
@@ -91,10 +107,13 @@ async def send_attach(
         async with asyncio.timeout(timeout):
             await dialed.ws.send_str(message)
     except TimeoutError as exc:
+        emit(observer, "on_attach", "fail", "timeout")
         raise FlowersecError(
             path, Stage.ATTACH, Code.TIMEOUT, "sending the attach timed out", exc
         ) from exc
     except (aiohttp.ClientError, OSError, ConnectionError, RuntimeError) as exc:
+        emit(observer, "on_attach", "fail", "send_failed")
         raise FlowersecError(
             path, Stage.ATTACH, Code.ATTACH_FAILED, "sending the attach failed", exc
         ) from exc
+    emit(observer, "on_attach", "ok", None)

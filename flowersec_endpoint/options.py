@@ -17,6 +17,7 @@ import aiohttp
 
 from flowersec_endpoint.encoding import UINT32_MAX
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
+from flowersec_endpoint.observer import ConnectObserver
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
@@ -51,6 +52,7 @@ class ClientOptionArgs(CommonOptionArgs, total=False):
 
     client_features: int
     endpoint_instance_id: str | None
+    observer: ConnectObserver | None
 
 
 class ServerOptionArgs(CommonOptionArgs, total=False):
@@ -82,6 +84,7 @@ class Options:
     endpoint_instance_id: str | None = None
     ssl: _ssl.SSLContext | bool | None = None
     http_session: aiohttp.ClientSession | None = None
+    observer: ConnectObserver | None = None
 
 
 def _bad(path: Path, message: str) -> FlowersecError:
@@ -185,6 +188,7 @@ def build_options(path: Path, args: Mapping[str, Any]) -> Options:
         endpoint_instance_id=eid,
         ssl=args.get("ssl"),
         http_session=session,
+        observer=args.get("observer"),
     )
 
 

@@ -11,6 +11,7 @@ socket closing while the handshake waits (tunnel.md §8.2).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -24,6 +25,7 @@ from flowersec_endpoint.e2ee.channel import client_handshake as e2ee_client_hand
 from flowersec_endpoint.e2ee.channel import server_handshake as e2ee_server_handshake
 from flowersec_endpoint.e2ee.messages import E2EEInit
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
+from flowersec_endpoint.observer import emit
 from flowersec_endpoint.options import Options
 from flowersec_endpoint.rpc import RpcClient
 from flowersec_endpoint.streamhello import StreamHelloError, encode_hello, read_hello
@@ -89,8 +91,9 @@ async def client_handshake(
     map_attach_reasons: bool,
 ) -> SecureChannel:
     """Run the initiator handshake (api.md §2.1 step 12)."""
+    started = time.monotonic()
     try:
-        return await e2ee_client_handshake(
+        secure = await e2ee_client_handshake(
             WebSocketTransport(ws),
             psk=psk,
             channel_id=channel_id,
@@ -101,7 +104,13 @@ async def client_handshake(
             max_handshake_payload=options.max_handshake_payload,
             max_record_bytes=options.max_record_bytes,
         )
+    except asyncio.CancelledError:
+        elapsed = time.monotonic() - started
+        emit(options.observer, "on_handshake", path, "fail", "canceled", elapsed)
+        raise
     except FlowersecError as exc:
+        elapsed = time.monotonic() - started
+        emit(options.observer, "on_handshake", path, "fail", str(exc.code), elapsed)
         closed = _closed_cause(exc) if map_attach_reasons else None
         code = rejection_code(closed.reason) if closed is not None else None
         if code is None:
@@ -109,6 +118,9 @@ async def client_handshake(
         raise FlowersecError(
             path, Stage.ATTACH, code, f"tunnel rejected the attach: {code}", exc
         ) from exc
+    elapsed = time.monotonic() - started
+    emit(options.observer, "on_handshake", path, "ok", None, elapsed)
+    return secure
 
 
 async def server_handshake(
