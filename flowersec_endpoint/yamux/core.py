@@ -199,11 +199,6 @@ class StreamCore:
         return self._remote_fin and not self._recv
 
     @property
-    def write_closed(self) -> bool:
-        """True once ``close`` was called or the stream is terminal."""
-        return self._fin_requested or self.error is not None
-
-    @property
     def fin_sent(self) -> bool:
         """True once our FIN has been framed."""
         return self.state in (StreamState.LOCAL_CLOSE, StreamState.CLOSED)

@@ -187,7 +187,8 @@ class YamuxSession:
         await self.close()
 
     def _kick(self) -> None:
-        self._writer_wake.set()
+        if self._core.has_output() or self._core.closed:
+            self._writer_wake.set()
 
     async def _read_loop(self) -> None:
         try:
@@ -343,8 +344,11 @@ class YamuxStream:
             parts += chunk
         return bytes(parts)
 
-    def write(self, data: bytes) -> None:
-        """Queue ``data`` for sending; pair with :meth:`drain` for backpressure."""
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue ``data`` for sending; pair with :meth:`drain` for backpressure.
+
+        Raises :class:`YamuxError` after ``close``, a reset or session end.
+        """
         self._core.write(bytes(data))
         self._session._kick()
 
