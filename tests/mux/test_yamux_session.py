@@ -313,3 +313,37 @@ async def test_peer_eof_ends_session(channels: Any) -> None:
     assert client.error.reason is Reason.SESSION_CLOSED
     with pytest.raises(YamuxError):
         await stream.read()
+
+
+async def test_protocol_error_flushes_go_away_then_closes(channels: Any) -> None:
+    raw, end = channels()
+    server = YamuxSession(end, Role.SERVER)
+    await raw.write(bytes.fromhex("000100010000000100000000"))
+    await raw.write(bytes.fromhex("000100010000000100000000"))
+    received = b""
+    while chunk := await asyncio.wait_for(raw.read(), 5):
+        received += chunk
+    assert received == bytes.fromhex(
+        "000100020000000100000000" + "000300000000000000000001"
+    )
+    await server.wait_closed()
+    assert server.error is not None
+    assert server.error.reason is Reason.PROTOCOL_ERROR
+
+
+async def test_go_style_split_writes_and_ping(channels: Any) -> None:
+    raw, end = channels()
+    server = YamuxSession(end, Role.SERVER)
+    await raw.write(bytes.fromhex("000100010000000300000000"))
+    await raw.write(bytes.fromhex("000000000000000300000005"))
+    await raw.write(b"hello")
+    await raw.write(bytes.fromhex("000200010000000000000007"))
+    stream = await server.accept_stream()
+    assert stream.id == 3
+    assert await stream.readexactly(5) == b"hello"
+    expected = bytes.fromhex("000100020000000300000000" + "000200020000000000000007")
+    received = b""
+    while len(received) < len(expected):
+        received += await asyncio.wait_for(raw.read(), 5)
+    assert received == expected
+    await server.close()
