@@ -214,3 +214,37 @@ async def test_systemd_unit_lifecycle(
     for token in attacher.tokens:
         assert token not in logs
         assert token.rsplit(".", 1)[-1] not in logs
+
+
+MDWE_EXEC = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+    sys.exit(3)
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+async def test_daemon_runs_without_writable_executable_memory(
+    keyset: Any, start_daemon: Any, attacher: Any
+) -> None:
+    """The unit's MemoryDenyWriteExecute=yes, checked with the kernel's MDWE."""
+    probe = subprocess.run(
+        [sys.executable, "-c", MDWE_EXEC, "/bin/true"], check=False, timeout=30
+    )
+    if probe.returncode == 3:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3+)")
+    assert probe.returncode == 0
+    env = _base_env() | {
+        "FSEC_TUNNEL_LISTEN": LOOPBACK_ANY_PORT,
+        "FSEC_TUNNEL_ISSUER_KEYS_FILE": str(keyset.path),
+        "FSEC_TUNNEL_AUD": "flowersec-tunnel:ops-test",
+        "FSEC_TUNNEL_ISS": "issuer-ops-test",
+        "FSEC_TUNNEL_ALLOW_ORIGIN": ORIGIN,
+    }
+    tunnel = str(Path(sys.executable).parent / "flowersec-tunnel")
+    daemon = await start_daemon(env, [sys.executable, "-c", MDWE_EXEC, tunnel])
+    assert "flowersec-tunnel" in Path(f"/proc/{daemon.pid}/cmdline").read_text()
+    await attacher.pair(keyset.mint(daemon.ready["ws_url"]))
+    daemon.send(signal.SIGTERM)
+    assert await daemon.wait() == 0
