@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from flowersec_endpoint.e2ee.channel import SecureChannel
 from flowersec_endpoint.errors import Path
 from flowersec_endpoint.rpc import RpcClient
 from flowersec_endpoint.session import Closer, Connection
-from flowersec_endpoint.stack import SecureLike
 from flowersec_endpoint.yamux.session import YamuxSession
 
 
@@ -25,7 +25,7 @@ class Client(Connection):
         path: Path,
         endpoint_instance_id: str | None,
         rpc: RpcClient,
-        secure: SecureLike,
+        secure: SecureChannel,
         mux: YamuxSession,
         close_socket: Closer,
         keepalive_interval: float,

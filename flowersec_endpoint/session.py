@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
+from flowersec_endpoint.e2ee.channel import SecureChannel
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
-from flowersec_endpoint.stack import SecureLike, Stream, open_kind_stream
+from flowersec_endpoint.stack import Stream, open_kind_stream
 from flowersec_endpoint.yamux.session import YamuxSession
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class Connection:
         *,
         path: Path,
         endpoint_instance_id: str | None,
-        secure: SecureLike,
+        secure: SecureChannel,
         mux: YamuxSession,
         close_socket: Closer,
         keepalive_interval: float,

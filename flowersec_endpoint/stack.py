@@ -28,13 +28,12 @@ from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.observer import emit
 from flowersec_endpoint.options import Options
 from flowersec_endpoint.rpc import RpcClient
-from flowersec_endpoint.streamhello import StreamHelloError, encode_hello, read_hello
+from flowersec_endpoint.streamhello import encode_hello, read_hello
 from flowersec_endpoint.transport import TransportClosed, WebSocketTransport
 from flowersec_endpoint.yamux.core import Role
 from flowersec_endpoint.yamux.session import YamuxSession, YamuxStream
 
 Stream = YamuxStream
-SecureLike = SecureChannel
 AnyWebSocket = aiohttp.ClientWebSocketResponse | web.WebSocketResponse
 Resolve = Callable[[E2EEInit], Awaitable[tuple[bytes, int]]]
 
@@ -42,7 +41,6 @@ __all__ = [
     "HandshakeCache",
     "HandshakeSettings",
     "Resolve",
-    "SecureLike",
     "Stream",
     "client_handshake",
     "open_kind_stream",
@@ -248,14 +246,15 @@ async def open_rpc_client(path: Path, mux: YamuxSession) -> RpcClient:
 async def read_stream_hello(
     path: Path, stream: Stream, max_bytes: int, timeout: float | None
 ) -> str:
-    """Read an accepted stream's hello; on failure close it and raise.
+    """Read an accepted stream's hello; on failure reset it and raise.
 
-    Raises ``rpc/stream_hello_failed``; the session is unaffected.
+    A malformed, oversized or late hello (or a stream error) raises
+    ``rpc/stream_hello_failed``; the session is unaffected.
     """
     try:
         async with asyncio.timeout(timeout):
             return await read_hello(stream, max_bytes)
-    except (StreamHelloError, TimeoutError, Exception) as exc:
+    except Exception as exc:
         stream.reset()
         raise FlowersecError(
             path, Stage.RPC, Code.STREAM_HELLO_FAILED, "bad stream hello", exc
