@@ -10,6 +10,7 @@ stream block the others.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from flowersec_endpoint.encoding import (
@@ -26,6 +27,8 @@ from flowersec_endpoint.rpc.framing import (
     read_frame,
 )
 from flowersec_endpoint.yamux import Reason, YamuxError, YamuxSession, YamuxStream
+
+_log = logging.getLogger(__name__)
 
 STREAM_HELLO_VERSION = 1
 DEFAULT_MAX_HELLO_BYTES = 8 * 1024
@@ -180,11 +183,19 @@ class HelloAcceptor:
             raise
         except Exception as exc:
             stream.reset()
-            if self._on_error is not None:
-                self._on_error(exc)
+            self._report(exc)
             return
         await self._ready.put((kind, stream))
         self._wake.set()
+
+    def _report(self, error: Exception) -> None:
+        if self._on_error is None:
+            _log.debug("stream hello failed: %r", error)
+            return
+        try:
+            self._on_error(error)
+        except Exception:
+            _log.warning("hello on_error callback failed", exc_info=True)
 
     def _reader_done(self, task: asyncio.Task[None]) -> None:
         self._readers.discard(task)
