@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Unpack
+from typing import Unpack
 
 from aiohttp import hdrs, web
 
@@ -51,15 +51,13 @@ from flowersec_endpoint.stack import (
     server_handshake_resolved,
     start_mux,
 )
-from flowersec_endpoint.streamhello import HelloAcceptor
+from flowersec_endpoint.streamhello import DEFAULT_HELLO_TIMEOUT, HelloAcceptor
 from flowersec_tunnel.origin import OriginPolicy
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HELLO_TIMEOUT = 10.0
-
 StreamHandler = Callable[[Stream], Awaitable[None]]
-RpcRegister = Callable[[Router, RpcServer], None]
+RpcRegister = Callable[[Router, RpcServer], Awaitable[None] | None]
 ErrorReporter = Callable[[BaseException], None]
 
 
@@ -203,8 +201,8 @@ class Server:
         assert self.rpc_register is not None
         router = Router()
         server = RpcServer(stream, router)
-        result: Any = self.rpc_register(router, server)
-        if inspect.isawaitable(result):
+        result = self.rpc_register(router, server)
+        if result is not None:
             await result
         await server.serve()
 

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -15,9 +16,16 @@ from flowersec_endpoint.demo.service import demo_server, run_exchange
 from flowersec_endpoint.encoding import b64u_encode
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.loadgen.tunnelproc import SpawnedTunnel
-from flowersec_endpoint.rpc import RpcClosedError
+from flowersec_endpoint.rpc import (
+    CallError,
+    Router,
+    RpcClosedError,
+    RpcError,
+    RpcServer,
+)
 from flowersec_endpoint.serve import Server, serve_tunnel
 from flowersec_endpoint.serve import connect_tunnel as attach_server
+from flowersec_endpoint.stack import Stream
 from flowersec_endpoint.yamux import Reason, YamuxError
 from flowersec_tunnel.issuer import GrantPair, mint_grant_pair
 from flowersec_tunnel.keys import IssuerKey
@@ -292,3 +300,45 @@ async def test_bad_and_silent_hellos_do_not_block_other_streams(mint: Mint) -> N
     codes = {_where(e) for e in errors if isinstance(e, FlowersecError)}
     assert codes == {(Path.TUNNEL, Stage.RPC, Code.STREAM_HELLO_FAILED)}
     assert len(errors) == 2
+
+
+async def test_async_rpc_register_and_rpc_errors(mint: Mint) -> None:
+    pair = mint()
+
+    async def register(router: Router, server: RpcServer) -> None:
+        async def double(payload: Any) -> Any:
+            if not isinstance(payload, int):
+                raise RpcError(400, "need an integer")
+            return payload * 2
+
+        router.register(7, double)
+
+    serving = await _serve_in_background(pair.server, Server(rpc_register=register))
+    async with await connect_tunnel(pair.client, origin=ORIGIN) as client:
+        assert await client.rpc.call(7, 21, timeout=5) == 42
+        with pytest.raises(CallError) as bad:
+            await client.rpc.call(7, "x", timeout=5)
+        assert bad.value.code == 400
+        with pytest.raises(CallError) as missing:
+            await client.rpc.call(8, None, timeout=5)
+        assert missing.value.code == 404
+    await asyncio.wait_for(serving, 5)
+
+
+async def test_a_user_handler_replaces_the_rpc_kind(mint: Mint) -> None:
+    pair = mint()
+    seen: list[bytes] = []
+
+    async def raw(stream: Stream) -> None:
+        seen.append(await stream.read())
+
+    server = demo_server()
+    server.handle("rpc", raw)
+    serving = await _serve_in_background(pair.server, server)
+    async with await connect_tunnel(pair.client, origin=ORIGIN) as client:
+        await client.rpc.notify(5, {"n": 1})
+        async with asyncio.timeout(5):
+            while not seen:
+                await asyncio.sleep(0.01)
+    await asyncio.wait_for(serving, 5)
+    assert seen[0].endswith(b'"payload":{"n":1}}')
