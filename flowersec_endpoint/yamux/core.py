@@ -182,6 +182,7 @@ class StreamCore:
         self._fin_requested = False
         self._remote_fin = False
         self._in_ready = False
+        self._in_backlog = False
 
     @property
     def readable(self) -> int:
@@ -348,9 +349,11 @@ class SessionCore:
         self._send_window_update(stream, Flag.SYN)
         return stream
 
-    def accepted(self) -> None:
-        """Release one accept-backlog slot (the application took a stream)."""
-        self._backlog_used = max(0, self._backlog_used - 1)
+    def accepted(self, stream: StreamCore) -> None:
+        """Release the accept-backlog slot of a stream the application took."""
+        if stream._in_backlog:
+            stream._in_backlog = False
+            self._backlog_used -= 1
 
     def ping(self) -> int:
         """Queue a PING and return its opaque id (matched by :class:`PingAcked`)."""
@@ -447,6 +450,7 @@ class SessionCore:
             return None
         stream = StreamCore(self, stream_id, StreamState.SYN_RECEIVED)
         self._streams[stream_id] = stream
+        stream._in_backlog = True
         self._backlog_used += 1
         self._send_window_update(stream, Flag.ACK)
         stream.state = StreamState.ESTABLISHED
@@ -506,6 +510,10 @@ class SessionCore:
         self._control.append(frame)
 
     def _remove(self, stream: StreamCore) -> None:
-        if self._streams.pop(stream.id, None) is not None and not stream.acked:
+        if self._streams.pop(stream.id, None) is None:
+            return
+        self.accepted(stream)
+        if not stream.acked:
+            # A dead stream no longer waits for its ACK (frees an open slot).
             stream.acked = True
             self._unacked -= 1

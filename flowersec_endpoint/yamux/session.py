@@ -140,8 +140,9 @@ class YamuxSession:
                 raise self._core.error
             self._accept_ready.clear()
             await self._accept_ready.wait()
-        self._core.accepted()
-        return self._accept_queue.popleft()
+        stream = self._accept_queue.popleft()
+        self._core.accepted(stream._core)
+        return stream
 
     async def ping(self, timeout: float | None = None) -> float:
         """Send a Yamux PING and return the round-trip time in seconds."""

@@ -162,8 +162,14 @@ def test_backlog_full_rsts_and_accept_frees_slot() -> None:
     core = SessionCore(Role.SERVER, accept_backlog=1)
     core.receive_data(hdr(1, 1, 1, 0) + hdr(1, 1, 3, 0))
     assert drain(core) == [hdr(1, 2, 1, 0), hdr(1, 8, 3, 0)]
-    core.accepted()
+    stream = core.get_stream(1)
+    assert stream is not None
+    core.accepted(stream)
+    core.accepted(stream)
     assert core.receive_data(hdr(1, 1, 5, 0)) == [StreamOpened(5)]
+    assert core.receive_data(hdr(1, 1, 7, 0)) == []
+    core.receive_data(hdr(1, 8, 5, 0))
+    assert core.receive_data(hdr(1, 1, 9, 0)) == [StreamOpened(9)]
 
 
 def test_remote_rst() -> None:
