@@ -134,13 +134,17 @@ class YamuxSession:
         return stream
 
     async def accept_stream(self) -> YamuxStream:
-        """Wait for the next inbound stream (already ACKed)."""
+        """Wait for the next inbound stream (already ACKed).
+
+        Streams the peer reset while they waited are skipped.
+        """
         while not self._accept_queue:
             if self._core.error is not None:
                 raise self._core.error
             self._accept_ready.clear()
             await self._accept_ready.wait()
         stream = self._accept_queue.popleft()
+        stream._queued = False
         self._core.accepted(stream._core)
         return stream
 
@@ -247,6 +251,7 @@ class YamuxSession:
                     continue
                 stream = YamuxStream(self, core)
                 self._streams[stream.id] = stream
+                stream._queued = True
                 self._accept_queue.append(stream)
                 self._accept_ready.set()
             elif isinstance(event, PingAcked):
@@ -270,6 +275,11 @@ class YamuxSession:
         if self._core.get_stream(stream_id) is None:
             del self._streams[stream_id]
             stream._cancel_timers(close=True)
+            if stream._queued:
+                # Reset before anyone accepted it: drop it, keeping the queue
+                # within the backlog however often the peer opens and resets.
+                stream._queued = False
+                self._accept_queue.remove(stream)
 
     def _open_timed_out(self, stream: YamuxStream) -> None:
         if not stream._core.acked and not self._core.closed:
@@ -306,6 +316,7 @@ class YamuxStream:
         self._open_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._closing = False
+        self._queued = False
 
     @property
     def id(self) -> int:

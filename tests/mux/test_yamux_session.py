@@ -347,3 +347,17 @@ async def test_go_style_split_writes_and_ping(channels: Any) -> None:
         received += await asyncio.wait_for(raw.read(), 5)
     assert received == expected
     await server.close()
+
+
+async def test_reset_before_accept_is_skipped(make_pair: Any) -> None:
+    client, server = await make_pair(server_config=YamuxConfig(accept_backlog=1))
+    for _ in range(5):
+        doomed = await client.open_stream()
+        doomed.reset()
+    await client.ping(timeout=5)
+    await server.ping(timeout=5)
+    assert not server._accept_queue
+    kept = await client.open_stream()
+    kept.write(b"k")
+    accepted = await asyncio.wait_for(server.accept_stream(), 5)
+    assert accepted.id == kept.id
