@@ -561,16 +561,6 @@ def direct_handler(
     checked = (settings or DirectSettings()).checked()
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        origin = request.headers.get(hdrs.ORIGIN)
-        if not allows(origin):
-            code = (
-                Code.MISSING_ORIGIN
-                if not origin and check_origin is None
-                else Code.UPGRADE_FAILED
-            )
-            stage = Stage.VALIDATE if code is Code.MISSING_ORIGIN else Stage.CONNECT
-            server.report(FlowersecError(Path.DIRECT, stage, code, "origin refused"))
-            return web.Response(status=403, text="Forbidden\n")
         ws = web.WebSocketResponse(
             autoping=True,
             heartbeat=None,
@@ -584,6 +574,16 @@ def direct_handler(
                 )
             )
             return web.Response(status=400, text="Bad Request\n")
+        origin = request.headers.get(hdrs.ORIGIN)
+        if not allows(origin):
+            code = (
+                Code.MISSING_ORIGIN
+                if not origin and check_origin is None
+                else Code.UPGRADE_FAILED
+            )
+            stage = Stage.VALIDATE if code is Code.MISSING_ORIGIN else Stage.CONNECT
+            server.report(FlowersecError(Path.DIRECT, stage, code, "origin refused"))
+            return web.Response(status=403, text="Forbidden\n")
         await ws.prepare(request)
         try:
             session = await accept_direct(
