@@ -285,6 +285,12 @@ class SessionCore:
     Protocol errors raise :class:`YamuxError` from :meth:`receive_data` after
     queueing GO_AWAY(1) (flush it, then close the transport). A remote
     GO_AWAY with a non-zero code raises ``go_away`` and closes the session.
+
+    Memory is bounded by the windows (256 KiB per stream and direction) times
+    the streams alive; inbound streams are capped by the accept backlog until
+    accepted and by the application after that. Control frames (ACKs, PING
+    replies, window updates) are queued without a cap: a peer that floods
+    PINGs faster than the transport drains grows that queue.
     """
 
     def __init__(
