@@ -57,7 +57,8 @@ def _compact(value: Any) -> str:
 async def run_exchange(client: Client) -> list[str]:
     """Ping, wait for the Hello notification, echo once; return the lines.
 
-    The lines are exactly the reference clients' output.
+    The lines are exactly the reference clients' output, including
+    ``rpc notify: timeout`` when no notification came within 2 s.
     """
     demo = DemoClient(client.rpc)
     hello: asyncio.Future[HelloNotify] = asyncio.get_running_loop().create_future()
@@ -70,8 +71,11 @@ async def run_exchange(client: Client) -> list[str]:
     try:
         response = await demo.ping(timeout=CALL_TIMEOUT)
         lines = [f"rpc response: {_compact(asdict(response))}"]
-        async with asyncio.timeout(NOTIFY_WAIT):
-            lines.append(f"rpc notify: {_compact(asdict(await hello))}")
+        try:
+            async with asyncio.timeout(NOTIFY_WAIT):
+                lines.append(f"rpc notify: {_compact(asdict(await hello))}")
+        except TimeoutError:
+            lines.append("rpc notify: timeout")
     finally:
         unsubscribe()
     stream = await client.open_stream(ECHO_KIND)
