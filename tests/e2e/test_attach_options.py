@@ -154,3 +154,44 @@ def test_tunnel_keepalive(explicit: float | None, idle: int, expected: float) ->
 def test_explicit_zero_keepalive_is_off() -> None:
     opts = build_options(Path.TUNNEL, {"keepalive_interval": 0})
     assert tunnel_keepalive(opts.keepalive_interval, 60) == 0.0
+
+
+OPTION_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2),
+)
+OPTION_NAMES = st.sampled_from(
+    [
+        "headers",
+        "connect_timeout",
+        "handshake_timeout",
+        "max_handshake_payload",
+        "max_record_bytes",
+        "max_buffered_bytes",
+        "keepalive_interval",
+        "client_features",
+        "server_features",
+        "clock_skew",
+        "endpoint_instance_id",
+    ]
+)
+
+
+@given(st.dictionaries(OPTION_NAMES, OPTION_VALUES, max_size=4))
+def test_build_options_accepts_or_rejects_cleanly(args: dict[str, object]) -> None:
+    try:
+        opts = build_options(Path.DIRECT, args)
+    except FlowersecError as exc:
+        assert (exc.path, exc.stage, exc.code) == (
+            Path.DIRECT,
+            Stage.VALIDATE,
+            Code.INVALID_OPTION,
+        )
+        return
+    for timeout in (opts.connect_timeout, opts.handshake_timeout):
+        assert timeout is None or timeout > 0
+    assert opts.max_record_bytes > 0 and opts.clock_skew > 0
