@@ -95,3 +95,17 @@ async def test_partial_and_failing_observers_do_not_disturb(mint: Mint) -> None:
     with pytest.raises(FlowersecError) as info:
         await connect_tunnel(pair.client, origin=ORIGIN, observer=Broken())
     assert info.value.code is Code.TOKEN_REPLAY
+
+
+async def test_cancelling_a_connect_propagates_and_is_reported(mint: Mint) -> None:
+    recorder = Recorder()
+    task = asyncio.create_task(
+        connect_tunnel(mint().client, origin=ORIGIN, observer=recorder)
+    )
+    async with asyncio.timeout(5):
+        while len(recorder.events) < 2:
+            await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert recorder.events[-1] == ("handshake", "tunnel", "fail", "canceled")
