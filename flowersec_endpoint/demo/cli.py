@@ -15,6 +15,9 @@ import sys
 from collections.abc import Sequence
 
 from flowersec_endpoint.errors import FlowersecError
+from flowersec_endpoint.loadgen.tunnelproc import TunnelStartError
+from flowersec_endpoint.rpc import CallError, RpcClosedError
+from flowersec_endpoint.yamux import YamuxError
 
 ORIGIN_ENV = "FSEC_ORIGIN"
 DEFAULT_LOCAL_ORIGIN = "http://127.0.0.1"
@@ -108,11 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _run(parser, args)
-    except FlowersecError as exc:
+    except (FlowersecError, OSError, ValueError) as exc:
         print(f"flowersec-demo: {exc}", file=sys.stderr)
         return 1
-    except (OSError, ValueError) as exc:
-        print(f"flowersec-demo: {exc}", file=sys.stderr)
+    except (TunnelStartError, RpcClosedError, CallError, YamuxError) as exc:
+        print(f"flowersec-demo: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
