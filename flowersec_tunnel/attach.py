@@ -72,6 +72,8 @@ class AttachRejected(Exception):
         self.detail = detail or reason.value
         self.token_id = token_id
         """The verified token's ID when the token itself was valid (for logs)."""
+        self.sent = False
+        """True when the socket is already closed and no close frame is due."""
 
     @property
     def code(self) -> int:

@@ -5,7 +5,8 @@ variable of tunnel.md §9.1 keeps its name, default and parsing. Precedence
 is flag > environment > config file > default. The TOML file (``--config``
 or ``FSEC_TUNNEL_CONFIG``) uses the flag names with ``-`` turned into
 ``_``; an unknown key is an error, so a typo cannot silently fall back to a
-default.
+default. Durations there are Go duration strings (``"10s"``) or numbers of
+seconds; ``allow_origin`` is an array or a comma-separated string.
 """
 
 from __future__ import annotations

@@ -113,8 +113,8 @@ async def _read_attach(
 ) -> str | bytes | AttachRejected:
     """Read the first data message; a rejection if it is not a text one.
 
-    The rejection carries ``detail == "no-send"`` when the WebSocket layer
-    already answered (oversize 1009, or the echo of the peer's close).
+    A rejection from a closed socket (the peer's close, already echoed, or
+    aiohttp's own 1009/1002/1007) has ``sent`` set: no second close frame.
     """
     expected = Reject.EXPECTED_ATTACH
     try:
@@ -131,7 +131,13 @@ async def _read_attach(
         await close_socket(
             ws, transport, _echo_code(msg.data), "", rt.config.close_timeout
         )
-    return AttachRejected(expected, "no-send")
+        closed = AttachRejected(expected, "peer closed")
+    elif msg.type is WSMsgType.ERROR:
+        closed = AttachRejected(expected, f"websocket error: {msg.data}")
+    else:
+        closed = AttachRejected(expected, "connection lost")
+    closed.sent = True
+    return closed
 
 
 def _echo_code(code: object) -> int:
@@ -147,7 +153,7 @@ async def _attach(
     """Admission steps 3 to 11 of §5.4; None after a rejection."""
     first = await _read_attach(rt, ws, transport)
     if isinstance(first, AttachRejected):
-        await _reject(rt, ws, transport, first, send=first.detail != "no-send")
+        await _reject(rt, ws, transport, first, send=not first.sent)
         return None
     now = time.time()
     role, channel_id, token_id = 0, "", ""

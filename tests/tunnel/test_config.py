@@ -130,3 +130,22 @@ def test_dev_defaults_and_overrides() -> None:
     cfg, _ = parse(["--dev", "--listen", "127.0.0.1:0", "--aud", "mine"])
     assert cfg.listen == "127.0.0.1:0"
     assert cfg.aud == "mine"
+
+
+def test_shipped_examples_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = Path(__file__).resolve().parents[2] / "config"
+    toml = root / "tunnel.toml.example"
+    env_file = root / "tunnel.env.example"
+    if not toml.exists() or not env_file.exists():
+        pytest.skip("config examples are not in this checkout")
+    from_file, _ = parse(["--config", str(toml)])
+    assert from_file.aud == "flowersec-tunnel:prod"
+    assert from_file.write_timeout == 10.0
+    for line in env_file.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            monkeypatch.setenv(name, value)
+    from_env, _ = parse([])
+    assert from_env.metrics_listen == "127.0.0.1:9090"
+    assert from_env.allow_origin == ("https://app.example.com",)
+    assert from_env.issuer_keys_file == "/etc/flowersec/issuer_keys.json"
