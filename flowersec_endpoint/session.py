@@ -112,11 +112,7 @@ class Connection:
         secure_end: asyncio.Future[BaseException | None] = asyncio.ensure_future(
             self.secure.wait_closed()
         )
-        # Shielded: cancelling a wait on the session must not cancel the
-        # session's own reader and writer tasks.
-        mux_end: asyncio.Future[None] = asyncio.ensure_future(
-            asyncio.shield(self.mux.wait_closed())
-        )
+        mux_end: asyncio.Future[None] = asyncio.ensure_future(self.mux.wait_closed())
         ends: set[asyncio.Future[Any]] = {secure_end, mux_end}
         try:
             await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)

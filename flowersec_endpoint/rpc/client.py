@@ -125,8 +125,8 @@ class RpcClient:
         await asyncio.gather(self._reader, return_exceptions=True)
 
     async def wait_closed(self) -> None:
-        """Wait until the read loop ended."""
-        await asyncio.gather(self._reader, return_exceptions=True)
+        """Wait until the read loop ended (cancelling the wait leaves it running)."""
+        await asyncio.shield(asyncio.gather(self._reader, return_exceptions=True))
 
     def _check_open(self) -> None:
         if self._error is not None:

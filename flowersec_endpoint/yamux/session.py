@@ -177,8 +177,13 @@ class YamuxSession:
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
-        """Wait until both tasks ended and the channel is closed."""
-        await asyncio.gather(self._reader, self._writer, return_exceptions=True)
+        """Wait until both tasks ended and the channel is closed.
+
+        Shielded: cancelling a waiter must not cancel the session's tasks.
+        """
+        await asyncio.shield(
+            asyncio.gather(self._reader, self._writer, return_exceptions=True)
+        )
 
     async def __aenter__(self) -> YamuxSession:
         return self
