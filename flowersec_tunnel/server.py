@@ -49,14 +49,15 @@ def tls_context(config: TunnelConfig) -> ssl.SSLContext | None:
 
 
 def parse_listen(address: str) -> tuple[str | None, int]:
-    """Split a Go listen address; an empty host means every interface."""
+    """Split a Go listen address; an empty host means every interface and an
+    empty port a free one."""
     parts = split_host_port(address)
     if parts is None:
         raise ConfigError(f"invalid listen address {address!r}")
     host, port = parts
-    if not port.isdigit() or int(port) > 65535:
+    if port and (not port.isdigit() or int(port) > 65535):
         raise ConfigError(f"invalid port in listen address {address!r}")
-    return host or None, int(port)
+    return host or None, int(port or 0)
 
 
 def join_host_port(host: str, port: int) -> str:
