@@ -34,7 +34,7 @@ from flowersec_endpoint.loadgen.tunnelproc import (
     spawn_tunnel,
 )
 
-FD_HEADROOM = 1024
+FD_HEADROOM = 64
 
 
 def _duration(text: str) -> float:
@@ -169,7 +169,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give exactly one of --tunnel-url and --spawn-tunnel")
     if args.record_size > 1024 * 1024:
         parser.error("--record-size must be at most 1048576")
-    raise_nofile(4 * args.channels + FD_HEADROOM)
+    wanted = 2 * args.channels + FD_HEADROOM
+    got = raise_nofile(wanted)
+    if got < wanted:
+        print(
+            f"flowersec-loadgen: warning: open-file limit is {got}, not {wanted}; "
+            "a spawned tunnel inherits it and refuses connections beyond it",
+            file=sys.stderr,
+        )
     spawned: SpawnedTunnel | None = None
     try:
         key = issuer_key(args.kid, args.issuer_key_file, DEFAULT_SEED)
