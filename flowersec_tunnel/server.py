@@ -49,8 +49,10 @@ def tls_context(config: TunnelConfig) -> ssl.SSLContext | None:
 
 
 def parse_listen(address: str) -> tuple[str | None, int]:
-    """Split a Go listen address; an empty host means every interface and an
-    empty port a free one."""
+    """Split a Go listen address (``host:port``).
+
+    An empty host means every interface, an empty port a free one.
+    """
     parts = split_host_port(address)
     if parts is None:
         raise ConfigError(f"invalid listen address {address!r}")

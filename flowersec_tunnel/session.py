@@ -2,12 +2,14 @@
 
 Each connection is served by its aiohttp handler task and nothing else: the
 task reads the attach, asks the hub for admission, then loops reading
-binary messages and writing each one straight to the peer's socket. While
-that write waits for the peer's socket buffer (bounded by the write-queue
-budget) this task reads nothing more, so TCP backpressure reaches the
-sender; a write stuck past the write timeout is ended by the cleanup loop.
-Per message the tunnel adds nothing to aiohttp's own allocations but the
-write coroutine.
+binary messages and writing each one straight to the peer's socket.
+
+The peer's socket buffer is its write queue: the high-water mark is the
+write-queue budget (overshot by at most one message plus aiohttp's 64 KiB
+drain interval). While a write waits for that buffer to drain this task
+reads nothing more, so TCP backpressure reaches the sender; a write stuck
+past the write timeout is ended by the cleanup loop. Per message the tunnel
+adds nothing to aiohttp's own allocations but the write coroutine.
 """
 
 from __future__ import annotations
@@ -132,8 +134,11 @@ async def _read_attach(
             ws, transport, _echo_code(msg.data), "", rt.config.close_timeout
         )
         closed = AttachRejected(expected, "peer closed")
+    elif msg.type is WSMsgType.ERROR and _too_big(msg.data):
+        closed = AttachRejected(expected, "attach too large")
     elif msg.type is WSMsgType.ERROR:
-        closed = AttachRejected(expected, f"websocket error: {msg.data}")
+        code = getattr(msg.data, "code", "")
+        closed = AttachRejected(expected, f"websocket protocol error {code}")
     else:
         closed = AttachRejected(expected, "connection lost")
     closed.sent = True
