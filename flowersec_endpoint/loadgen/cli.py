@@ -108,7 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--ramp-interval", type=_duration, default=0.0)
     load.add_argument("--steady", type=_duration, default=0.0)
     load.add_argument("--workers", type=_positive_int, default=64)
-    load.add_argument("--procs", type=_positive_int, default=1)
+    load.add_argument(
+        "--procs",
+        type=_positive_int,
+        default=1,
+        help="worker processes sharing the attempts (throughput mode always "
+        "uses one sender and one receiver process)",
+    )
     load.add_argument("--conn-timeout", type=_duration, default=10.0)
     load.add_argument("--rpc-timeout", type=_duration, default=5.0)
     load.add_argument("--report-interval", type=_duration, default=1.0)

@@ -123,6 +123,7 @@ def run_scheduled(
     try:
         _supervise(parent, conns, processes, start_at)
     finally:
+        _release_all(conns)
         for process in processes:
             process.join(JOIN_TIMEOUT)
             if process.is_alive():
@@ -174,6 +175,19 @@ def _supervise(
     if missing:
         codes = [processes[shard].exitcode for shard in missing]
         raise RunFailed(f"workers {missing} sent no result (exit codes {codes})")
+
+
+def _release_all(conns: list[Connection]) -> None:
+    """Tell every worker to close its channels (again, if it already was).
+
+    After an error or an interrupt this lets workers end on their own
+    instead of being killed with their sockets open.
+    """
+    for conn in conns:
+        try:
+            conn.send(("release",))
+        except OSError:
+            continue
 
 
 def _measure_idle(parent: _Parent, hold_start: float, now: float) -> None:

@@ -7,9 +7,12 @@ reference's shape); speed is never asserted.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from flowersec_tunnel.keys import IssuerKey, write_issuer_key
 
 Run = Callable[..., dict[str, Any]]
 STAGES = {"ws_open", "attach_send", "pair_ready", "handshake", "rpc_call"}
@@ -63,3 +66,15 @@ def test_throughput_mode(loadgen: Run) -> None:
     assert summary["total_bytes"] == 2 * 2 * 1024 * 1024
     assert summary["total_mb_per_sec"] > 0
     assert all(c["mb_per_sec"] > 0 for c in report["channels"])
+
+
+def test_issuer_key_file_and_its_kid_are_used(loadgen: Run, tmp_path: Path) -> None:
+    key = IssuerKey.generate("rotated-7")
+    key_file = tmp_path / "issuer.json"
+    write_issuer_key(key_file, key)
+    report = loadgen(
+        "--mode", "idle", "--channels", "2", "--settle", "0",
+        "--issuer-key-file", str(key_file),
+    )  # fmt: skip
+    assert report["config"]["kid"] == "rotated-7"
+    assert report["summary"]["success"] == 2
