@@ -28,7 +28,7 @@ from flowersec_endpoint.grants import ChannelInitGrant
 from flowersec_endpoint.loadgen.attempt import describe
 from flowersec_endpoint.loadgen.config import LoadConfig
 from flowersec_endpoint.loadgen.minting import minter_for
-from flowersec_endpoint.loadgen.procinfo import ProcessTrack
+from flowersec_endpoint.loadgen.procinfo import ProcessTrack, keep_large_buffers_on_heap
 from flowersec_endpoint.loadgen.report import environment
 from flowersec_endpoint.loadgen.runtime import run_on_uvloop
 from flowersec_endpoint.loadgen.wire import (
@@ -50,6 +50,7 @@ def receiver_process(
     grants: list[ChannelInitGrant], config: LoadConfig, total: int, conn: Connection
 ) -> None:
     """Process entry point of the receiving (server-role) ends."""
+    keep_large_buffers_on_heap()
     try:
         run_on_uvloop(_receiver(grants, config, total, conn))
     except BaseException as exc:
@@ -61,6 +62,7 @@ def sender_process(
     grants: list[ChannelInitGrant], config: LoadConfig, total: int, conn: Connection
 ) -> None:
     """Process entry point of the sending (client-role) ends."""
+    keep_large_buffers_on_heap()
     try:
         run_on_uvloop(_sender(grants, config, total, conn))
     except BaseException as exc:
