@@ -82,13 +82,17 @@ def attempt_for(mode: Mode) -> AttemptFn:
 
 
 def shard_process(plan: ShardPlan, conn: Connection) -> None:
-    """Process entry point: run the shard on uvloop and report to ``conn``."""
+    """Process entry point: run the shard on uvloop and report to ``conn``.
+
+    A failure is sent to the parent, which reports it; the process then
+    exits with status 1.
+    """
     raise_nofile(2 * len(plan.indices) + FD_HEADROOM)
     try:
         run_on_uvloop(_shard_main(plan, conn))
     except BaseException as exc:
         conn.send(("error", plan.shard, describe(exc)))
-        raise
+        raise SystemExit(1) from exc
     finally:
         conn.close()
 

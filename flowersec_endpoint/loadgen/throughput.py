@@ -30,6 +30,7 @@ from flowersec_endpoint.loadgen.config import LoadConfig
 from flowersec_endpoint.loadgen.minting import minter_for
 from flowersec_endpoint.loadgen.procinfo import ProcessTrack, keep_large_buffers_on_heap
 from flowersec_endpoint.loadgen.report import environment
+from flowersec_endpoint.loadgen.run import RunFailed
 from flowersec_endpoint.loadgen.runtime import run_on_uvloop
 from flowersec_endpoint.loadgen.wire import (
     data_frame,
@@ -55,7 +56,7 @@ def receiver_process(
         run_on_uvloop(_receiver(grants, config, total, conn))
     except BaseException as exc:
         conn.send(("error", "receiver", describe(exc)))
-        raise
+        raise SystemExit(1) from exc
 
 
 def sender_process(
@@ -67,7 +68,7 @@ def sender_process(
         run_on_uvloop(_sender(grants, config, total, conn))
     except BaseException as exc:
         conn.send(("error", "sender", describe(exc)))
-        raise
+        raise SystemExit(1) from exc
 
 
 async def _attach_all(
@@ -193,6 +194,10 @@ def run_throughput(
         processes.append(process)
     try:
         messages = _supervise(config, conns, tunnel, progress, total)
+    except BaseException:
+        for process in processes:
+            process.kill()
+        raise
     finally:
         for process in processes:
             process.join(START_TIMEOUT)
@@ -218,7 +223,7 @@ def _supervise(
     open_conns = list(conns.values())
     while "received" not in got or "sent" not in got:
         if not open_conns:
-            raise RuntimeError("throughput workers ended without results")
+            raise RunFailed("throughput workers ended without results")
         for ready in wait(open_conns, timeout=max(0.0, next_report - time.time())):
             assert isinstance(ready, Connection)
             try:
@@ -227,7 +232,7 @@ def _supervise(
                 open_conns.remove(ready)
                 continue
             if kind == "error":
-                raise RuntimeError(f"{who} failed: {rest[0]}")
+                raise RunFailed(f"{who} failed: {rest[0]}")
             if kind == "ready":
                 conns["sender"].send(("go",))
             elif kind == "progress":
