@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flowersec-loadgen",
         description="Load a Flowersec tunnel and print a JSON report.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     target = parser.add_argument_group("target")
     target.add_argument("--tunnel-url", default="", help="ws:// URL of the tunnel")
@@ -79,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="start flowersec-tunnel with a matching keyset and use it",
     )
     target.add_argument(
-        "--tunnel-pid", type=int, default=0, help="sample this process's RSS"
+        "--tunnel-pid",
+        type=int,
+        default=0,
+        help="sample this process's RSS and CPU time (0: none)",
     )
     target.add_argument(
         "--tunnel-arg",
@@ -91,23 +95,58 @@ def build_parser() -> argparse.ArgumentParser:
     issuer.add_argument(
         "--issuer-key-file",
         default="",
-        help="issuer private key file (default: the tunnel.md §1.5 seed)",
+        help="issuer private key file; without it the tunnel.md §1.5 seed is used",
     )
-    issuer.add_argument("--kid", default=DEFAULT_KID)
-    issuer.add_argument("--aud", default=DEFAULT_AUD)
-    issuer.add_argument("--iss", default=DEFAULT_ISS)
-    issuer.add_argument("--origin", default=DEFAULT_ORIGIN)
-    issuer.add_argument("--idle-timeout", type=_positive_int, default=60)
-    issuer.add_argument("--token-exp", type=_positive_int, default=60)
-    issuer.add_argument("--suite", type=int, choices=(1, 2), default=1)
+    issuer.add_argument("--kid", default=DEFAULT_KID, help="key id of the seed key")
+    issuer.add_argument("--aud", default=DEFAULT_AUD, help="token audience")
+    issuer.add_argument("--iss", default=DEFAULT_ISS, help="token issuer")
+    issuer.add_argument("--origin", default=DEFAULT_ORIGIN, help="Origin header")
+    issuer.add_argument(
+        "--idle-timeout",
+        type=_positive_int,
+        default=60,
+        help="grant idle timeout in seconds (hold longer: raise it)",
+    )
+    issuer.add_argument(
+        "--token-exp", type=_positive_int, default=60, help="token lifetime, s"
+    )
+    issuer.add_argument(
+        "--suite", type=int, choices=(1, 2), default=1, help="E2EE suite"
+    )
     load = parser.add_argument_group("load")
-    load.add_argument("--mode", choices=[m.value for m in Mode], default="full")
-    load.add_argument("--channels", type=_positive_int, default=100)
-    load.add_argument("--rate", type=_non_negative_float, default=0.0)
-    load.add_argument("--ramp-step", type=_non_negative_int, default=0)
-    load.add_argument("--ramp-interval", type=_duration, default=0.0)
-    load.add_argument("--steady", type=_duration, default=0.0)
-    load.add_argument("--workers", type=_positive_int, default=64)
+    load.add_argument(
+        "--mode",
+        choices=[m.value for m in Mode],
+        default="full",
+        help="what one attempt does",
+    )
+    load.add_argument(
+        "--channels", type=_positive_int, default=100, help="attempts (channels)"
+    )
+    load.add_argument(
+        "--rate",
+        type=_non_negative_float,
+        default=0.0,
+        help="attempts per second (0: unthrottled)",
+    )
+    load.add_argument(
+        "--ramp-step",
+        type=_non_negative_int,
+        default=0,
+        help="pause after every N attempts (0: no ramp)",
+    )
+    load.add_argument(
+        "--ramp-interval", type=_duration, default="0", help="length of a pause"
+    )
+    load.add_argument(
+        "--steady",
+        type=_duration,
+        default="0",
+        help="hold the channels this long after the last attempt",
+    )
+    load.add_argument(
+        "--workers", type=_positive_int, default=64, help="concurrent attempts"
+    )
     load.add_argument(
         "--procs",
         type=_positive_int,
@@ -115,13 +154,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes sharing the attempts (throughput mode always "
         "uses one sender and one receiver process)",
     )
-    load.add_argument("--conn-timeout", type=_duration, default=10.0)
-    load.add_argument("--rpc-timeout", type=_duration, default=5.0)
-    load.add_argument("--report-interval", type=_duration, default=1.0)
+    load.add_argument(
+        "--conn-timeout",
+        type=_duration,
+        default="10s",
+        help="one attempt, from the dial to the end of the handshake",
+    )
+    load.add_argument(
+        "--rpc-timeout", type=_duration, default="5s", help="the one RPC call"
+    )
+    load.add_argument(
+        "--report-interval",
+        type=_duration,
+        default="1s",
+        help="progress lines and RSS samples",
+    )
     load.add_argument(
         "--settle",
         type=_duration,
-        default=2.0,
+        default="2s",
         help="idle mode: wait this long after the last pairing before sampling RSS",
     )
     bulk = parser.add_argument_group("throughput")
