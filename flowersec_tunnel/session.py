@@ -54,7 +54,12 @@ async def serve(rt: TunnelRuntime, request: web.Request) -> web.WebSocketRespons
         max_msg_size=MAX_ATTACH_BYTES,
         timeout=rt.config.close_timeout,
     )
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except ConnectionError:
+        # The client went away before the 101 could be written.
+        rt.metrics.attach("upgrade_error")
+        return ws
     wslimit.install(ws, request, MAX_ATTACH_BYTES, MAX_RECORD_BYTES)
     transport = request.transport
     if transport is not None:
