@@ -15,6 +15,7 @@ import aiohttp
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.observer import ConnectObserver, Result, emit
 from flowersec_endpoint.options import Options
+from flowersec_endpoint.transport import websocket_message_limit
 
 
 class Dialed:
@@ -64,7 +65,9 @@ async def dial(path: Path, url: str, origin: str, options: Options) -> Dialed:
                 autoping=True,
                 heartbeat=None,
                 compress=0,
-                max_msg_size=options.max_record_bytes,
+                max_msg_size=websocket_message_limit(
+                    options.max_record_bytes, options.max_handshake_payload
+                ),
                 ssl=True if options.ssl is None else options.ssl,
             )
     except TimeoutError as exc:

@@ -52,6 +52,7 @@ from flowersec_endpoint.stack import (
     start_mux,
 )
 from flowersec_endpoint.streamhello import DEFAULT_HELLO_TIMEOUT, HelloAcceptor
+from flowersec_endpoint.transport import websocket_message_limit
 from flowersec_tunnel.origin import OriginPolicy
 
 log = logging.getLogger(__name__)
@@ -565,7 +566,9 @@ def direct_handler(
             autoping=True,
             heartbeat=None,
             compress=False,
-            max_msg_size=checked.max_record_bytes,
+            max_msg_size=websocket_message_limit(
+                checked.max_record_bytes, checked.max_handshake_payload
+            ),
         )
         if not ws.can_prepare(request).ok:
             server.report(

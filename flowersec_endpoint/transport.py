@@ -22,6 +22,21 @@ CLOSE_UNSUPPORTED_DATA = 1003
 # Seen only with autoping off; never E2EE frames, so skipped as the peers do.
 _CONTROL = frozenset((aiohttp.WSMsgType.PING, aiohttp.WSMsgType.PONG))
 
+_HANDSHAKE_HEADER_LEN = 10
+
+
+def websocket_message_limit(max_record_bytes: int, max_handshake_payload: int) -> int:
+    """aiohttp ``max_msg_size`` for a socket carrying E2EE frames (0: none).
+
+    The largest legal message is a record of ``max_record_bytes`` or a
+    handshake frame of 10 + ``max_handshake_payload`` bytes (e2ee.md §3,
+    §9.3); either limit at 0 means unlimited. aiohttp refuses a message
+    whose size reaches its limit, hence the extra byte.
+    """
+    if max_record_bytes <= 0 or max_handshake_payload <= 0:
+        return 0
+    return max(max_record_bytes, _HANDSHAKE_HEADER_LEN + max_handshake_payload) + 1
+
 
 class TransportError(Exception):
     """The transport can no longer carry E2EE frames."""
