@@ -57,9 +57,9 @@ async def serve(rt: TunnelRuntime, request: web.Request) -> web.WebSocketRespons
     try:
         await ws.prepare(request)
     except ConnectionError:
-        # The client went away before the 101 could be written.
-        rt.metrics.attach("upgrade_error")
-        return ws
+        # The client went away before the 101 could be written: the app
+        # counts an upgrade error and its answer is dropped with the socket.
+        raise web.HTTPBadRequest() from None
     wslimit.install(ws, request, MAX_ATTACH_BYTES, MAX_RECORD_BYTES)
     transport = request.transport
     if transport is not None:
