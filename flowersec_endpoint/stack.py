@@ -29,7 +29,11 @@ from flowersec_endpoint.observer import emit
 from flowersec_endpoint.options import Options
 from flowersec_endpoint.rpc import RpcClient
 from flowersec_endpoint.streamhello import encode_hello, read_hello
-from flowersec_endpoint.transport import TransportClosed, WebSocketTransport
+from flowersec_endpoint.transport import (
+    TransportClosed,
+    TransportError,
+    WebSocketTransport,
+)
 from flowersec_endpoint.yamux.core import Role
 from flowersec_endpoint.yamux.session import YamuxSession, YamuxStream
 
@@ -176,7 +180,7 @@ async def server_handshake_resolved(
         ) from exc
     except E2EEError as exc:
         raise FlowersecError(path, exc.stage, exc.code, exc.message, exc) from exc
-    except TransportClosed as exc:
+    except TransportError as exc:
         raise FlowersecError(
             path, Stage.HANDSHAKE, Code.HANDSHAKE_FAILED, str(exc), exc
         ) from exc

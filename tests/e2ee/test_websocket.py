@@ -257,3 +257,45 @@ async def test_local_close_with_pending_read(
         await asyncio.wait_for(channel.close(), 5)
         assert await asyncio.wait_for(pending, 5) == b""
         assert await asyncio.wait_for(server_end, 5) == b""
+
+
+@pytest.mark.parametrize("resolved", [False, True])
+async def test_text_during_server_handshake_is_handshake_failed(
+    serve: Callable[[Handler], Awaitable[str]], resolved: bool
+) -> None:
+    """e2ee.md §14: a text message during the handshake is handshake_failed."""
+    from flowersec_endpoint.serve import DirectSettings
+    from flowersec_endpoint.stack import server_handshake_resolved
+
+    result: asyncio.Future[BaseException] = asyncio.Future()
+
+    async def resolve(init: Any) -> tuple[bytes, int]:
+        return PSK, 4_000_000_000
+
+    async def handler(transport: WebSocketTransport, request: web.Request) -> None:
+        try:
+            if resolved:
+                await server_handshake_resolved(
+                    Path.DIRECT,
+                    transport.websocket,
+                    resolve=resolve,
+                    options=DirectSettings(handshake_timeout=5),
+                    cache=None,
+                )
+            else:
+                await server_handshake(
+                    transport, psk=PSK, channel_id=CHANNEL, init_exp=4_000_000_000
+                )
+        except BaseException as exc:
+            result.set_result(exc)
+
+    url = await serve(handler)
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        await ws.send_str("not a frame")
+        error = await asyncio.wait_for(result, 5)
+    assert isinstance(error, FlowersecError), repr(error)
+    assert (error.path, error.stage, error.code) == (
+        Path.DIRECT,
+        Stage.HANDSHAKE,
+        Code.HANDSHAKE_FAILED,
+    )
