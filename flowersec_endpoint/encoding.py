@@ -131,9 +131,11 @@ def dumps_compact(obj: dict[str, Any]) -> bytes:
     """Serialise like Go's ``encoding/json``: compact, UTF-8, HTML-escaped.
 
     Byte equality with reference producers matters only for test vectors and
-    signatures over encoded text, but matching them costs nothing.
+    signatures over encoded text, but matching them costs nothing. NaN and
+    infinities raise ``ValueError`` as in Go: they are not JSON, and a
+    strict reader (the TypeScript RPC client) would stop for good on them.
     """
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     for raw, escaped in _GO_ESCAPES:
         text = text.replace(raw, escaped)
     return text.encode("utf-8")

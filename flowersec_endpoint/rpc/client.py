@@ -70,8 +70,9 @@ class RpcClient:
 
         Raises :class:`CallError` for an error response, ``TimeoutError``
         after ``timeout`` seconds, :class:`RpcFramingError` if the request
-        is too large to send, and :class:`RpcClosedError` when the client
-        or its stream is gone.
+        is too large to send, ``ValueError``/``TypeError`` if it is not
+        strict JSON or ``type_id`` is not a u32 (nothing is sent then), and
+        :class:`RpcClosedError` when the client or its stream is gone.
         """
         self._check_open()
         if self._next_id > MAX_SAFE_ID:

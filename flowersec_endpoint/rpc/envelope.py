@@ -66,8 +66,16 @@ class Envelope:
 def encode_envelope(envelope: Envelope) -> bytes:
     """Serialise with the reference key order; ``error`` only when set.
 
-    Raises ``TypeError``/``ValueError`` when the payload is not JSON-able.
+    Raises ``TypeError``/``ValueError`` when the payload is not JSON-able
+    (NaN included) or a number is outside its wire type (u32 ``type_id``
+    and ``error.code``, u64 ids): the strict TypeScript reader would stop
+    for good on such a frame, so it is refused before it is written.
     """
+    _check_uint("type_id", envelope.type_id, UINT32_MAX)
+    _check_uint("request_id", envelope.request_id, UINT64_MAX)
+    _check_uint("response_to", envelope.response_to, UINT64_MAX)
+    if envelope.error is not None:
+        _check_uint("error.code", envelope.error.code, UINT32_MAX)
     obj: dict[str, Any] = {
         "type_id": envelope.type_id,
         "request_id": envelope.request_id,
@@ -80,6 +88,11 @@ def encode_envelope(envelope: Envelope) -> bytes:
             error["message"] = envelope.error.message
         obj["error"] = error
     return dumps_compact(obj)
+
+
+def _check_uint(name: str, value: object, high: int) -> None:
+    if type(value) is not int or not 0 <= value <= high:
+        raise ValueError(f"{name} must be an integer in [0, {high}]")
 
 
 def decode_envelope(data: bytes) -> Envelope:

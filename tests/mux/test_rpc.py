@@ -91,10 +91,18 @@ async def test_errors_404_500_and_app_codes(stream_pair: Streams) -> None:
     async def not_json(payload: Any) -> Any:
         return {1, 2}
 
+    async def nan(payload: Any) -> Any:
+        return {"x": float("nan")}
+
+    async def code_out_of_range(payload: Any) -> Any:
+        raise RpcError(2**32, "too big")
+
     router.register(2, app_error)
     router.register(3, zero_error)
     router.register(4, crash)
     router.register(5, not_json)
+    router.register(6, nan)
+    router.register(7, code_out_of_range)
     client, _, _ = await start(stream_pair, router)
     expected = {
         99: (404, "handler not found", None),
@@ -102,6 +110,8 @@ async def test_errors_404_500_and_app_codes(stream_pair: Streams) -> None:
         3: (500, "rpc error", None),
         4: (500, "internal error", None),
         5: (500, "internal error", None),
+        6: (500, "internal error", None),
+        7: (500, "internal error", None),
     }
     for type_id, (code, message, payload) in expected.items():
         with pytest.raises(CallError) as info:
@@ -290,3 +300,38 @@ async def test_rpc_over_rechunked_channel(make_pair: Any) -> None:
     assert results == payloads
     await client.close()
     await asyncio.wait_for(task, 5)
+
+
+async def test_unsendable_request_is_refused_locally(stream_pair: Streams) -> None:
+    router = Router()
+    router.register(1, lambda payload: asyncio.sleep(0, payload))
+    client, server, _ = await start(stream_pair, router)
+    with pytest.raises(ValueError):
+        await client.call(1, float("nan"))
+    with pytest.raises(ValueError):
+        await client.call(2**32)
+    with pytest.raises(ValueError):
+        await client.notify(1, float("inf"))
+    with pytest.raises(ValueError):
+        await server.notify(1, float("-inf"))
+    assert await client.call(1, "still fine") == "still fine"
+    await client.close()
+
+
+async def test_client_tolerates_two_bad_frames_not_three(
+    stream_pair: Streams,
+) -> None:
+    client_stream, server_stream = stream_pair
+    client = RpcClient(client_stream)
+    pending = asyncio.create_task(client.call(1))
+    await asyncio.sleep(0.01)
+    good = b'{"type_id":1,"request_id":0,"response_to":1,"payload":"ok"}'
+    server_stream.write(encode_frame(b"nope") + encode_frame(b"") + encode_frame(good))
+    assert await asyncio.wait_for(pending, 5) == "ok"
+    pending = asyncio.create_task(client.call(1))
+    await asyncio.sleep(0.01)
+    server_stream.write(encode_frame(b"{") * 3)
+    with pytest.raises(RpcClosedError):
+        await asyncio.wait_for(pending, 5)
+    with pytest.raises(RpcClosedError):
+        await client.call(1)

@@ -143,3 +143,31 @@ def test_envelope_roundtrip(
 def test_envelope_decoder_only_documented_error(data: bytes) -> None:
     with contextlib.suppress(EnvelopeError):
         decode_envelope(data)
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        Envelope(1, 1, 0, float("nan")),
+        Envelope(1, 1, 0, {"x": [float("inf")]}),
+        Envelope(2**32, 1, 0, None),
+        Envelope(-1, 1, 0, None),
+        Envelope(True, 1, 0, None),
+        Envelope(1, 2**64, 0, None),
+        Envelope(1, -1, 0, None),
+        Envelope(1, 0, 2**64, None),
+        Envelope(1, 0, 1, None, WireError(2**32, "x")),
+        Envelope(1, 0, 1, None, WireError(-1, "x")),
+    ],
+)
+def test_encode_refuses_what_a_strict_reader_rejects(envelope: Envelope) -> None:
+    with pytest.raises(ValueError):
+        encode_envelope(envelope)
+
+
+def test_encode_accepts_u64_response_to_from_go_callers() -> None:
+    data = encode_envelope(Envelope(1, 0, 2**64 - 1, None))
+    assert data == (
+        b'{"type_id":1,"request_id":0,"response_to":18446744073709551615,'
+        b'"payload":null}'
+    )
