@@ -431,23 +431,27 @@ async def accept_direct(
     """Run the server handshake on an upgraded WebSocket; return the session.
 
     Give either ``channel`` (one known channel) or ``resolver`` (picks the
-    PSK by the channel id in the client's init). The socket is closed on
-    every failure except ``missing_conn``.
+    PSK by the channel id in the client's init). Checks run in the Go
+    order: ``missing_conn``, the channel's ``missing_channel_id``,
+    ``missing_init_exp``, ``invalid_psk``, ``invalid_suite``, then
+    ``invalid_option``. The socket is closed on every failure except
+    ``missing_conn``.
     """
     path = Path.DIRECT
     if ws is None:
         raise FlowersecError(path, Stage.VALIDATE, Code.MISSING_CONN, "no websocket")
     try:
+        if channel is not None:
+            _check_channel(path, channel)
+        if (channel is None) == (resolver is None):
+            raise FlowersecError(
+                path,
+                Stage.VALIDATE,
+                Code.INVALID_OPTION,
+                "give exactly one of a channel and a resolver",
+            )
         checked = (settings or DirectSettings()).checked()
         if channel is not None:
-            if resolver is not None:
-                raise FlowersecError(
-                    path,
-                    Stage.VALIDATE,
-                    Code.INVALID_OPTION,
-                    "give a channel or a resolver, not both",
-                )
-            _check_channel(path, channel)
             secure = await server_handshake(
                 path,
                 ws,
@@ -458,17 +462,14 @@ async def accept_direct(
                 options=checked,
                 cache=handshake_cache,
             )
-        elif resolver is not None:
+        else:
+            assert resolver is not None
             secure = await server_handshake_resolved(
                 path,
                 ws,
                 resolve=partial(_resolve, path, resolver),
                 options=checked,
                 cache=handshake_cache,
-            )
-        else:
-            raise FlowersecError(
-                path, Stage.VALIDATE, Code.INVALID_OPTION, "missing channel or resolver"
             )
     except BaseException:
         await ws.close()

@@ -14,6 +14,7 @@ from flowersec_endpoint.connect import connect, connect_direct, connect_tunnel
 from flowersec_endpoint.encoding import b64u_encode
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.grants import ChannelInitGrant, DirectConnectInfo
+from flowersec_endpoint.serve import DirectChannel, DirectSettings, accept_direct
 from flowersec_endpoint.serve import connect_tunnel as attach_server
 
 PSK = b64u_encode(bytes(range(32)))
@@ -203,3 +204,53 @@ async def test_connect_timeout(silent_port: int) -> None:
     grant = _grant(tunnel_url=f"ws://127.0.0.1:{silent_port}/ws")
     where = await _code(connect_tunnel(grant, origin=ORIGIN, connect_timeout=0.2))
     assert where == (T, Stage.CONNECT, Code.TIMEOUT)
+
+
+class _FakeWebSocket:
+    """Stands in for an upgraded socket; validation must close it."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def close(self) -> bool:
+        self.closed = True
+        return True
+
+
+_CHANNEL = DirectChannel(channel_id="chan", psk=bytes(32), init_expire_at_unix_s=9)
+_BAD_SETTINGS = DirectSettings(handshake_timeout=-1)
+
+ACCEPT_DIRECT_CASES: list[tuple[Any, Any, Code]] = [
+    (
+        dataclasses.replace(_CHANNEL, channel_id="", psk=b""),
+        {},
+        Code.MISSING_CHANNEL_ID,
+    ),
+    (
+        dataclasses.replace(_CHANNEL, init_expire_at_unix_s=0, suite=5),
+        {},
+        Code.MISSING_INIT_EXP,
+    ),
+    (dataclasses.replace(_CHANNEL, psk=b"x", suite=5), {}, Code.INVALID_PSK),
+    (
+        dataclasses.replace(_CHANNEL, suite=5),
+        {"settings": _BAD_SETTINGS},
+        Code.INVALID_SUITE,
+    ),
+    (_CHANNEL, {"settings": _BAD_SETTINGS}, Code.INVALID_OPTION),
+    (_CHANNEL, {"resolver": lambda request: None}, Code.INVALID_OPTION),
+    (None, {}, Code.INVALID_OPTION),
+]
+
+
+@pytest.mark.parametrize(("channel", "options", "code"), ACCEPT_DIRECT_CASES)
+async def test_accept_direct_validation_order(
+    channel: Any, options: dict[str, Any], code: Code
+) -> None:
+    ws = _FakeWebSocket()
+    assert await _code(accept_direct(ws, channel, **options)) == (D, V, code)
+    assert ws.closed
+
+
+async def test_accept_direct_without_socket() -> None:
+    assert await _code(accept_direct(None, _CHANNEL)) == (D, V, Code.MISSING_CONN)
