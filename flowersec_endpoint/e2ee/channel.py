@@ -140,20 +140,27 @@ class SecureChannel:
         """Send ``data`` as app records, none of another write in between."""
         async with self._write_lock:
             self._check_open(Code.NOT_CONNECTED)
-            for frame in self._records.seal_app(data):
-                await self._send(frame, Code.NOT_CONNECTED)
+            try:
+                for frame in self._records.seal_app(data):
+                    await self._send(frame, Code.NOT_CONNECTED)
+            except RecordError as exc:
+                raise self._fail(exc.reason, exc) from exc
 
     async def ping(self) -> None:
         """Send one encrypted keepalive record (``secure/ping_failed``)."""
         async with self._write_lock:
             self._check_open(Code.PING_FAILED)
-            await self._send(self._records.seal_ping(), Code.PING_FAILED)
+            await self._send(
+                self._seal(RecordFlags.PING, Code.PING_FAILED), Code.PING_FAILED
+            )
 
     async def rekey(self) -> None:
         """Switch the send key; the peer follows at the rekey record."""
         async with self._write_lock:
             self._check_open(Code.NOT_CONNECTED)
-            await self._send(self._records.seal_rekey(), Code.NOT_CONNECTED)
+            await self._send(
+                self._seal(RecordFlags.REKEY, Code.NOT_CONNECTED), Code.NOT_CONNECTED
+            )
 
     async def close(self) -> None:
         """End the channel cleanly (close code 1000); idempotent."""
@@ -183,6 +190,16 @@ class SecureChannel:
         raise SecureChannelError(
             self._path, code, reason, "secure channel is closed", error
         )
+
+    def _seal(self, flags: RecordFlags, code: Code) -> bytearray:
+        """Seal an empty ping or rekey record; a failure (the sequence
+        space is spent) ends the channel rather than leaving it half open."""
+        try:
+            if flags is RecordFlags.REKEY:
+                return self._records.seal_rekey()
+            return self._records.seal_ping()
+        except RecordError as exc:
+            raise self._fail(exc.reason, exc, code) from exc
 
     async def _send(self, frame: bytes | bytearray, code: Code) -> None:
         try:

@@ -407,3 +407,28 @@ async def test_write_accepts_buffers(pair_up: PairUp) -> None:
     await client.write(memoryview(b"xcdx")[1:3])
     assert await server.read() == b"ab"
     assert await server.read() == b"cd"
+
+
+@pytest.mark.parametrize("action", ["write", "ping", "rekey"])
+async def test_spent_sequence_space_ends_the_channel(
+    pair_up: PairUp, action: str
+) -> None:
+    """e2ee.md §15.10: the last seq is 2**64 - 1; the channel closes, never wraps."""
+    client, server, _, _ = await _established(pair_up)
+    last = 2**64 - 1
+    client.records.send_seq = server.records.recv_seq = last
+    await client.write(b"last")
+    assert await server.read() == b"last"
+    code = Code.PING_FAILED if action == "ping" else Code.NOT_CONNECTED
+    with pytest.raises(SecureChannelError) as info:
+        if action == "write":
+            await client.write(b"one too many")
+        elif action == "ping":
+            await client.ping()
+        else:
+            await client.rekey()
+    assert (info.value.code, info.value.reason) == (code, RecordFailure.SEQ_EXHAUSTED)
+    assert await client.wait_closed() is info.value
+    with pytest.raises(SecureChannelError) as peer:
+        await server.read()
+    assert peer.value.reason is RecordFailure.TRANSPORT_CLOSED
