@@ -41,7 +41,7 @@ from flowersec_endpoint.options import (
     resolve_origin,
     tunnel_keepalive,
 )
-from flowersec_endpoint.rpc import Router, RpcServer
+from flowersec_endpoint.rpc import MAX_FRAME_BYTES, Router, RpcServer
 from flowersec_endpoint.session import Connection
 from flowersec_endpoint.stack import (
     HandshakeCache,
@@ -72,9 +72,12 @@ class Session(Connection):
     ) -> tuple[str, Stream]:
         """Accept the next stream and read its hello; return ``(kind, stream)``.
 
-        A bad hello closes that stream and raises ``rpc/stream_hello_failed``;
-        the session keeps going.
+        ``max_hello_bytes <= 0`` means the default 8 KiB, as in the
+        reference. A bad hello resets that stream and raises
+        ``rpc/stream_hello_failed``; the session keeps going.
         """
+        if max_hello_bytes <= 0:
+            max_hello_bytes = DEFAULT_MAX_STREAM_HELLO_BYTES
         try:
             stream = await self.mux.accept_stream()
         except Exception as exc:
@@ -97,8 +100,10 @@ class Server:
     """Stream handlers by kind, plus a fresh RPC router per RPC stream.
 
     ``rpc_register(router, server)`` is called for every stream of kind
-    ``rpc_kind``; keep ``server`` to send notifications. A handler added
-    with :meth:`handle` for a kind wins over the built-in RPC kind.
+    ``rpc_kind``; keep ``server`` to send notifications. Each such
+    :class:`RpcServer` reads frames up to ``rpc_max_frame_bytes`` (the
+    reference's ``RPCOptions.MaxFrameBytes``, default 1 MiB). A handler
+    added with :meth:`handle` for a kind wins over the built-in RPC kind.
     Failures that do not end a session go to ``on_error`` (default: a
     warning log line).
     """
@@ -111,10 +116,14 @@ class Server:
         max_stream_hello_bytes: int = DEFAULT_MAX_STREAM_HELLO_BYTES,
         hello_timeout: float | None = DEFAULT_HELLO_TIMEOUT,
         on_error: ErrorReporter | None = None,
+        rpc_max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
         if max_stream_hello_bytes <= 0:
             raise ValueError("max_stream_hello_bytes must be positive")
+        if rpc_max_frame_bytes <= 0:
+            raise ValueError("rpc_max_frame_bytes must be positive")
         self.rpc_register = rpc_register
+        self.rpc_max_frame_bytes = rpc_max_frame_bytes
         self.rpc_kind = rpc_kind or "rpc"
         self.max_stream_hello_bytes = max_stream_hello_bytes
         self.hello_timeout = hello_timeout
@@ -201,7 +210,7 @@ class Server:
     async def _serve_rpc(self, stream: Stream) -> None:
         assert self.rpc_register is not None
         router = Router()
-        server = RpcServer(stream, router)
+        server = RpcServer(stream, router, max_frame_bytes=self.rpc_max_frame_bytes)
         result = self.rpc_register(router, server)
         if result is not None:
             await result
