@@ -365,3 +365,47 @@ def test_injected_rng_drives_p256_keys() -> None:
     )
     assert init["client_eph_pub_b64u"] == generator
     assert draws == []
+
+
+@pytest.mark.parametrize(
+    ("suite", "bad_key"),
+    [(1, "A" * 43), (2, "B" + "A" * 86)],
+)
+def test_server_rejects_bad_client_key_after_a_valid_tag(
+    suite: int, bad_key: str
+) -> None:
+    """§5.2 step 9: an all-zero X25519 secret or an off-curve P-256 point is
+    caught by the key agreement, after the tag; the cache entry stays."""
+    from flowersec_endpoint.e2ee.keyschedule import auth_tag, transcript_hash
+    from flowersec_endpoint.encoding import b64u_decode, b64u_encode
+
+    cache = HandshakeCache()
+    server = _server(suite=suite, cache=cache)
+    fields = json.loads(decode_handshake(_client(suite=suite).start())[1])
+    fields["client_eph_pub_b64u"] = bad_key
+    resp_frame = server.receive(
+        encode_handshake(HandshakeType.INIT, json.dumps(fields).encode())
+    )
+    resp = json.loads(decode_handshake(resp_frame)[1])
+    th = transcript_hash(
+        version=1,
+        suite=suite,
+        role=1,
+        client_features=0,
+        server_features=resp["server_features"],
+        channel_id="c",
+        nonce_c=b64u_decode(fields["nonce_c_b64u"]),
+        nonce_s=b64u_decode(resp["nonce_s_b64u"]),
+        client_pub=b64u_decode(bad_key),
+        server_pub=b64u_decode(resp["server_eph_pub_b64u"]),
+    )
+    ack = {
+        "handshake_id": resp["handshake_id"],
+        "timestamp_unix_s": T,
+        "auth_tag_b64u": b64u_encode(auth_tag(PSK, th, T)),
+    }
+    with pytest.raises(E2EEError) as info:
+        server.receive(encode_handshake(HandshakeType.ACK, json.dumps(ack).encode()))
+    assert _code(info) == (Stage.HANDSHAKE, Code.HANDSHAKE_FAILED)
+    assert "key agreement" in info.value.message
+    assert len(cache) == 1
