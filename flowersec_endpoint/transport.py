@@ -77,7 +77,8 @@ class WebSocketTransport:
     """An aiohttp WebSocket (client or server side) as a message transport.
 
     Use it once the attach text (tunnel path) has been sent: from then on a
-    text message is a protocol error, which closes the socket with 1003.
+    text message is a protocol error: :meth:`recv` raises
+    :class:`UnexpectedMessage` and the caller closes the socket (1002).
     WebSocket pings and pongs are answered by aiohttp and never surface.
     Only one task may call :meth:`recv` at a time (an aiohttp rule).
     """
