@@ -17,6 +17,7 @@ from flowersec_endpoint.demo.service import demo_server, run_exchange
 from flowersec_endpoint.encoding import b64u_encode
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.grants import DirectConnectInfo
+from flowersec_endpoint.rpc import Router, RpcServer
 from flowersec_endpoint.serve import (
     DirectChannel,
     DirectSettings,
@@ -25,6 +26,7 @@ from flowersec_endpoint.serve import (
     Server,
     direct_handler,
 )
+from flowersec_endpoint.stack import Stream
 
 ORIGIN = "http://127.0.0.1:5173"
 EXPECTED = [
@@ -231,3 +233,21 @@ def test_direct_handler_needs_an_origin_rule() -> None:
         direct_handler(server, channel=channel)
     with pytest.raises(ValueError):
         direct_handler(server, allowed_origins=["x"])
+
+
+async def test_rpc_is_stream_1_and_a_user_handler_wins(direct: DirectServer) -> None:
+    seen: list[int] = []
+    router = Router()
+    router.register(1, lambda payload: asyncio.sleep(0, "mine"))
+
+    async def own_rpc(stream: Stream) -> None:
+        seen.append(stream.id)
+        await RpcServer(stream, router).serve()
+
+    direct.server.handle("rpc", own_rpc)
+    async with await connect_direct(direct.info(), origin=ORIGIN) as client:
+        assert await client.rpc.call(1, {}, timeout=5) == "mine"
+        echo = await client.open_stream("echo")
+        assert echo.id == 3
+    assert seen == [1]
+    assert direct.codes() == []

@@ -315,3 +315,32 @@ def test_session_core_any_bytes_only_yamux_error(data: bytes) -> None:
     except YamuxError:
         assert core.closed
     drain(core)
+
+
+def test_flags_carry_window_credit_and_data_before_ack() -> None:
+    core = SessionCore(Role.CLIENT, max_frame_data=WINDOW)
+    stream = core.open_stream()
+    drain(core)
+    assert core.receive_data(hdr(0, 0, 1, 2) + b"hi") == [DataReceived(1)]
+    assert stream.state is StreamState.SYN_SENT
+    assert stream.read(2) == b"hi"
+    stream.write(b"\1" * (WINDOW + 1000))
+    assert len(drain(core)) == 1
+    assert stream.send_window == 0
+    core.receive_data(hdr(1, 2, 1, 1000))
+    assert stream.state is StreamState.ESTABLISHED
+    assert drain(core) == [hdr(0, 0, 1, 1000) + b"\1" * 1000]
+
+
+def test_syn_data_fin_in_one_frame_and_rst_on_data() -> None:
+    core = SessionCore(Role.SERVER)
+    events = core.receive_data(hdr(0, 1 | 4, 1, 3) + b"abc")
+    assert events == [StreamOpened(1), DataReceived(1), StreamEnded(1)]
+    stream = core.get_stream(1)
+    assert stream is not None
+    assert stream.state is StreamState.REMOTE_CLOSE
+    assert stream.read(10) == b"abc"
+    assert stream.at_eof
+    core.receive_data(hdr(1, 1, 3, 0))
+    assert core.receive_data(hdr(0, 8, 3, 0)) == [StreamReset(3)]
+    assert core.get_stream(3) is None
