@@ -409,3 +409,21 @@ def test_server_rejects_bad_client_key_after_a_valid_tag(
     assert _code(info) == (Stage.HANDSHAKE, Code.HANDSHAKE_FAILED)
     assert "key agreement" in info.value.message
     assert len(cache) == 1
+
+
+def test_missing_features_read_as_zero() -> None:
+    """§4.1/§4.2: an absent client_features or server_features counts as 0."""
+    client, server = _client(), _server(server_features=0)
+    init = json.loads(decode_handshake(client.start())[1])
+    del init["client_features"]
+    resp_frame = server.receive(
+        encode_handshake(HandshakeType.INIT, json.dumps(init).encode())
+    )
+    resp = json.loads(decode_handshake(resp_frame)[1])
+    del resp["server_features"]
+    ack = client.receive(
+        encode_handshake(HandshakeType.RESP, json.dumps(resp).encode())
+    )
+    assert ack is not None
+    assert client.receive(server.receive(ack)) is None
+    assert client.done and server.done
