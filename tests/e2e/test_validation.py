@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from flowersec_endpoint.connect import connect, connect_direct, connect_tunnel
 from flowersec_endpoint.encoding import b64u_encode
@@ -254,3 +255,35 @@ async def test_accept_direct_validation_order(
 
 async def test_accept_direct_without_socket() -> None:
     assert await _code(accept_direct(None, _CHANNEL)) == (D, V, Code.MISSING_CONN)
+
+
+async def test_server_endpoint_id_is_checked_after_the_dial() -> None:
+    dialed = asyncio.Event()
+    closed = asyncio.Event()
+
+    async def accept(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        dialed.set()
+        async for _ in ws:
+            pass
+        closed.set()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", accept)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        grant = _grant(role=2, tunnel_url=f"ws://127.0.0.1:{port}/ws")
+        where = await _code(
+            attach_server(grant, origin=ORIGIN, endpoint_instance_id="short")
+        )
+        assert where == (T, V, Code.INVALID_ENDPOINT_INSTANCE_ID)
+        assert dialed.is_set()
+        await asyncio.wait_for(closed.wait(), 5)
+    finally:
+        await runner.cleanup()
