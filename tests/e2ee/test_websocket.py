@@ -299,3 +299,24 @@ async def test_text_during_server_handshake_is_handshake_failed(
         Stage.HANDSHAKE,
         Code.HANDSHAKE_FAILED,
     )
+
+
+async def test_text_during_client_handshake_is_handshake_failed(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    async def handler(transport: WebSocketTransport, request: web.Request) -> None:
+        await transport.recv()
+        await transport.websocket.send_str("not a frame")
+        await transport.websocket.receive()
+
+    url = await serve(handler)
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        with pytest.raises(FlowersecError) as info:
+            await client_handshake(
+                WebSocketTransport(ws), psk=PSK, channel_id=CHANNEL, path=Path.TUNNEL
+            )
+    assert (info.value.path, info.value.stage, info.value.code) == (
+        Path.TUNNEL,
+        Stage.HANDSHAKE,
+        Code.HANDSHAKE_FAILED,
+    )
