@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from .channels import END_CODES, Channel, End, Endpoint, Hub, Limits
 from .config import TunnelConfig
@@ -45,7 +45,7 @@ class Connection(Endpoint):
 async def close_socket(
     ws: web.WebSocketResponse,
     transport: asyncio.Transport | None,
-    code: int,
+    code: int | None,
     reason: str,
     timeout: float,
 ) -> None:
@@ -54,8 +54,13 @@ async def close_socket(
     Waiting for the peer's echo instead of closing at once lets a client
     that is still sending read the reason (tunnel.md §11.3). A peer that
     does not answer within ``timeout`` has its connection aborted.
+    ``code=None`` sends a close frame without a status code (the echo of
+    a peer's empty close frame, §4.4).
     """
     if ws.closed:
+        return
+    if code is None:
+        await _close_without_code(ws, transport, timeout)
         return
     try:
         async with asyncio.timeout(timeout):
@@ -63,6 +68,29 @@ async def close_socket(
     except TimeoutError:
         if transport is not None:
             transport.abort()
+
+
+async def _close_without_code(
+    ws: web.WebSocketResponse, transport: asyncio.Transport | None, timeout: float
+) -> None:
+    """Write an empty close frame, then close TCP.
+
+    aiohttp's ``close()`` always writes a status code, so the frame goes
+    through its frame writer and the response is marked closed by hand
+    (aiohttp internals, as in ``wslimit``). Only used after the peer's own
+    close, so there is no echo to wait for.
+    """
+    writer = ws._writer
+    ws._set_closed()
+    if writer is None or transport is None:
+        return
+    try:
+        async with asyncio.timeout(timeout):
+            await writer.send_frame(b"", WSMsgType.CLOSE)
+    except (TimeoutError, ConnectionError):
+        transport.abort()
+        return
+    transport.close()
 
 
 class TunnelRuntime:

@@ -150,8 +150,14 @@ async def _read_attach(
     return closed
 
 
-def _echo_code(code: object) -> int:
-    """The code to echo for a peer's close frame (1000 if it sent none)."""
+def _echo_code(code: object) -> int | None:
+    """The code to echo for a peer's close frame (§4.4).
+
+    None when the peer's frame had no status code (aiohttp reports 0): the
+    echo is then an empty close frame too.
+    """
+    if code == 0:
+        return None
     return code if isinstance(code, int) and code in _VALID_CLOSE else 1000
 
 

@@ -65,9 +65,15 @@ class _TwoStageReader(reader_py.WebSocketReader):
 
 
 def check_support() -> None:
-    """Fail at start if aiohttp's internals no longer fit :func:`install`."""
+    """Fail at start if aiohttp's internals no longer fit :func:`install`.
+
+    The code-less close echo of ``runtime`` relies on the same internals.
+    """
     names = reader_py.WebSocketReader.__init__.__code__.co_varnames
-    if "max_msg_size" not in names or not hasattr(web.WebSocketResponse, "_parser"):
+    needed = ("_parser", "_writer", "_set_closed")
+    if "max_msg_size" not in names or not all(
+        hasattr(web.WebSocketResponse, name) for name in needed
+    ):
         raise RuntimeError("unsupported aiohttp version for message limits")
 
 
