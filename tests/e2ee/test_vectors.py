@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from flowersec_endpoint.e2ee.constants import Direction, RecordFlags, Role, Suite
+from flowersec_endpoint.e2ee.errors import E2EEError
 from flowersec_endpoint.e2ee.handshake import (
     ClientConfig,
     ClientHandshake,
@@ -24,6 +26,7 @@ from flowersec_endpoint.e2ee.keyschedule import (
 from flowersec_endpoint.e2ee.records import open_record, seal_record
 from flowersec_endpoint.encoding import b64u_decode as d
 from flowersec_endpoint.encoding import b64u_encode as e
+from flowersec_endpoint.errors import Code
 
 # Worked example of §16 (suite 1), values as the reference produced them.
 EX = {
@@ -226,3 +229,32 @@ def test_worked_example_full_run(
     assert e(pong) == EX["s2c_app3"]
     assert c.open(rekey) == (RecordFlags.REKEY, b"")
     assert c.open(pong) == (RecordFlags.APP, b"pong!")
+
+
+def test_transcript_rejects_bad_inputs() -> None:
+    """§6 (and §15.6): empty or over-long fields and non-32-byte nonces."""
+    good: dict[str, Any] = {
+        "version": 1,
+        "suite": 1,
+        "role": 1,
+        "client_features": 0,
+        "server_features": 0,
+        "channel_id": "c",
+        "nonce_c": bytes(32),
+        "nonce_s": bytes(32),
+        "client_pub": bytes(32),
+        "server_pub": bytes(32),
+    }
+    transcript_hash(**good)
+    for bad in (
+        {"channel_id": ""},
+        {"channel_id": "x" * 65536},
+        {"client_pub": b""},
+        {"server_pub": bytes(65536)},
+        {"nonce_c": bytes(31)},
+        {"nonce_s": bytes(33)},
+    ):
+        with pytest.raises(E2EEError) as info:
+            transcript_hash(**(good | bad))
+        assert info.value.code is Code.HANDSHAKE_FAILED, bad
+    transcript_hash(**(good | {"channel_id": "x" * 65535}))
