@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from flowersec_endpoint.e2ee.cache import HandshakeCache
-from flowersec_endpoint.e2ee.constants import HandshakeType
+from flowersec_endpoint.e2ee.constants import HandshakeType, RecordFlags
 from flowersec_endpoint.e2ee.errors import E2EEError
 from flowersec_endpoint.e2ee.frames import decode_handshake, encode_handshake
 from flowersec_endpoint.e2ee.handshake import (
@@ -427,3 +427,24 @@ def test_missing_features_read_as_zero() -> None:
     assert ack is not None
     assert client.receive(server.receive(ack)) is None
     assert client.done and server.done
+
+
+@pytest.mark.parametrize(
+    ("flags", "payload"),
+    [(RecordFlags.PING, b"x"), (RecordFlags.APP, b""), (RecordFlags.REKEY, b"")],
+)
+def test_server_finished_must_be_an_empty_ping(
+    flags: RecordFlags, payload: bytes
+) -> None:
+    """§5.1 step 10 / §8: seq 1, flags 1, empty plaintext, or the handshake fails."""
+    client, server = _client(), _server()
+    ack = client.receive(server.receive(client.start()))
+    assert ack is not None
+    server.receive(ack)
+    server.records.send_seq = 1
+    forged = bytes(server.records.seal(flags, payload))
+    with pytest.raises(E2EEError) as info:
+        client.receive(forged)
+    assert _code(info) == (Stage.HANDSHAKE, Code.HANDSHAKE_FAILED)
+    assert "server-finished" in info.value.message
+    assert not client.done
