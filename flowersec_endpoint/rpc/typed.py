@@ -37,10 +37,35 @@ class Notifier(Protocol):
 
 
 def to_payload(message: Any) -> Any:
-    """Return the JSON value of a dataclass message (nested ones included)."""
+    """Return the JSON value of a dataclass message (nested ones included).
+
+    An ``Optional`` field holding ``None`` is left out, as the reference
+    writers do (Go ``omitempty`` pointers, TS absent properties): the TS
+    asserts accept an absent optional field but not a ``null`` one. A
+    ``None`` in a field of any other type (``Any`` for IDL ``json``) stays
+    ``null``.
+    """
     if dataclasses.is_dataclass(message) and not isinstance(message, type):
-        return dataclasses.asdict(message)
+        hints = typing.get_type_hints(type(message))
+        obj: dict[str, Any] = {}
+        for f in dataclasses.fields(message):
+            value = getattr(message, f.name)
+            if value is None and _is_optional(hints[f.name]):
+                continue
+            obj[f.name] = to_payload(value)
+        return obj
+    if isinstance(message, list | tuple):
+        return [to_payload(item) for item in message]
+    if isinstance(message, dict):
+        return {key: to_payload(item) for key, item in message.items()}
     return message
+
+
+def _is_optional(tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    return origin in (typing.Union, types.UnionType) and type(None) in (
+        typing.get_args(tp)
+    )
 
 
 def from_payload(cls: type[Msg], payload: Any) -> Msg:

@@ -76,3 +76,17 @@ json_values = st.recursive(
 def test_decoder_only_payload_error(payload: Any) -> None:
     with contextlib.suppress(PayloadError):
         assert isinstance(from_payload(Outer, payload), Outer)
+
+
+def test_absent_optional_is_omitted_json_null_kept() -> None:
+    assert to_payload(Outer()) == {
+        "count": 0,
+        "ratio": 0.0,
+        "flag": False,
+        "tags": [],
+        "inner": {"name": ""},
+        "extra": {},
+        "raw": None,
+    }
+    nested = to_payload([Outer(maybe=Inner("n"))])
+    assert nested[0]["maybe"] == {"name": "n"}
