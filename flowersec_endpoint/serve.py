@@ -53,6 +53,7 @@ from flowersec_endpoint.stack import (
 )
 from flowersec_endpoint.streamhello import DEFAULT_HELLO_TIMEOUT, HelloAcceptor
 from flowersec_endpoint.transport import websocket_message_limit
+from flowersec_endpoint.yamux import YamuxConfig
 from flowersec_tunnel.origin import OriginPolicy
 
 log = logging.getLogger(__name__)
@@ -267,6 +268,7 @@ async def connect_tunnel(
     *,
     origin: str | None = None,
     handshake_cache: HandshakeCache | None = None,
+    yamux_config: YamuxConfig | None = None,
     **options: Unpack[ServerOptionArgs],
 ) -> Session:
     """Attach to the tunnel as role server and return the session (api.md §4.1).
@@ -274,7 +276,8 @@ async def connect_tunnel(
     The handshake waits until a client arrives through the tunnel, so
     ``handshake_timeout`` (default 10 s) is also the window in which a
     client must show up. A rejected attach surfaces as a handshake error,
-    as in the reference serving endpoint.
+    as in the reference serving endpoint. ``yamux_config`` plays the part
+    of the reference's ``WithYamuxConfig`` (serving side only).
     """
     path = Path.TUNNEL
     if grant is None:
@@ -326,7 +329,7 @@ async def connect_tunnel(
         await dialed.close()
         raise
     try:
-        mux = start_mux(path, secure, client=False)
+        mux = start_mux(path, secure, client=False, config=yamux_config)
     except BaseException:
         await secure.close()
         await dialed.close()
@@ -347,11 +350,16 @@ async def serve_tunnel(
     *,
     origin: str | None = None,
     handshake_cache: HandshakeCache | None = None,
+    yamux_config: YamuxConfig | None = None,
     **options: Unpack[ServerOptionArgs],
 ) -> None:
     """Attach as role server, serve the session until it ends, then close."""
     session = await connect_tunnel(
-        grant, origin=origin, handshake_cache=handshake_cache, **options
+        grant,
+        origin=origin,
+        handshake_cache=handshake_cache,
+        yamux_config=yamux_config,
+        **options,
     )
     try:
         await server.serve_session(session)
@@ -436,6 +444,7 @@ async def accept_direct(
     resolver: Resolver | None = None,
     settings: DirectSettings | None = None,
     handshake_cache: HandshakeCache | None = None,
+    yamux_config: YamuxConfig | None = None,
 ) -> Session:
     """Run the server handshake on an upgraded WebSocket; return the session.
 
@@ -484,7 +493,7 @@ async def accept_direct(
         await ws.close()
         raise
     try:
-        mux = start_mux(path, secure, client=False)
+        mux = start_mux(path, secure, client=False, config=yamux_config)
     except BaseException:
         await secure.close()
         await ws.close()
@@ -552,6 +561,7 @@ def direct_handler(
     check_origin: Callable[[str | None], bool] | None = None,
     settings: DirectSettings | None = None,
     handshake_cache: HandshakeCache | None = None,
+    yamux_config: YamuxConfig | None = None,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """An aiohttp handler serving direct (no tunnel) connections.
 
@@ -605,6 +615,7 @@ def direct_handler(
                 resolver=resolver,
                 settings=checked,
                 handshake_cache=handshake_cache,
+                yamux_config=yamux_config,
             )
         except FlowersecError as exc:
             server.report(exc)

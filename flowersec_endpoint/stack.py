@@ -35,7 +35,7 @@ from flowersec_endpoint.transport import (
     WebSocketTransport,
 )
 from flowersec_endpoint.yamux.core import Role
-from flowersec_endpoint.yamux.session import YamuxSession, YamuxStream
+from flowersec_endpoint.yamux.session import YamuxConfig, YamuxSession, YamuxStream
 
 Stream = YamuxStream
 AnyWebSocket = aiohttp.ClientWebSocketResponse | web.WebSocketResponse
@@ -204,10 +204,19 @@ async def server_handshake_resolved(
     )
 
 
-def start_mux(path: Path, secure: SecureChannel, *, client: bool) -> YamuxSession:
-    """Start the Yamux session over the secure channel (step 13)."""
+def start_mux(
+    path: Path,
+    secure: SecureChannel,
+    *,
+    client: bool,
+    config: YamuxConfig | None = None,
+) -> YamuxSession:
+    """Start the Yamux session over the secure channel (step 13).
+
+    ``config`` defaults to hashicorp v0.1.2's values (mux-rpc.md §2.11).
+    """
     try:
-        return YamuxSession(secure, Role.CLIENT if client else Role.SERVER)
+        return YamuxSession(secure, Role.CLIENT if client else Role.SERVER, config)
     except Exception as exc:
         raise FlowersecError(
             path, Stage.YAMUX, Code.MUX_FAILED, "starting yamux failed", exc

@@ -27,6 +27,7 @@ from flowersec_endpoint.serve import (
     direct_handler,
 )
 from flowersec_endpoint.stack import Stream
+from flowersec_endpoint.yamux import YamuxConfig
 
 ORIGIN = "http://127.0.0.1:5173"
 EXPECTED = [
@@ -251,3 +252,46 @@ async def test_rpc_is_stream_1_and_a_user_handler_wins(direct: DirectServer) -> 
         assert echo.id == 3
     assert seen == [1]
     assert direct.codes() == []
+
+
+async def test_yamux_config_reaches_the_serving_session() -> None:
+    psk = secrets.token_bytes(32)
+    init_exp = int(time.time()) + 120
+    config = YamuxConfig(close_timeout=1.5, write_timeout=3.0)
+    seen: list[YamuxConfig] = []
+
+    async def probe(stream: Stream) -> None:
+        seen.append(stream._session.config)
+
+    server = Server()
+    server.handle("probe", probe)
+    app = web.Application()
+    app.router.add_get(
+        "/ws",
+        direct_handler(
+            server,
+            channel=DirectChannel("chan-y", psk, init_exp),
+            allowed_origins=["127.0.0.1"],
+            yamux_config=config,
+        ),
+    )
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        host, port = runner.addresses[0][:2]
+        info = DirectConnectInfo(
+            ws_url=f"ws://{host}:{port}/ws",
+            channel_id="chan-y",
+            e2ee_psk_b64u=b64u_encode(psk),
+            channel_init_expire_at_unix_s=init_exp,
+            default_suite=1,
+        )
+        async with await connect_direct(info, origin=ORIGIN) as client:
+            stream = await client.open_stream("probe")
+            assert await asyncio.wait_for(stream.read(), 5) == b""
+        assert seen == [config]
+    finally:
+        await server.close()
+        await runner.cleanup()
