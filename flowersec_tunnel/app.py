@@ -81,6 +81,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             except web.HTTPException as exc:
                 status = exc.status
         rt.metrics.attach("upgrade_error")
+        rt.log.info("attach_rejected", reason="upgrade_error", status=status)
         return _upgrade_refused(status)
     if path == "/healthz":
         return web.Response(text="ok", content_type=_TEXT, charset="utf-8")

@@ -9,13 +9,17 @@ activity, and the tunnel never pings).
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
+import structlog
 
 from flowersec_endpoint.encoding import b64u_encode, dumps_compact
+from flowersec_tunnel.logs import configure
 
 if TYPE_CHECKING:
     from .conftest import Harness, StartTunnel
@@ -145,3 +149,25 @@ async def test_pings_are_answered_but_are_not_activity(tun: Harness) -> None:
     with pytest.raises(TimeoutError):
         await watcher.receive(timeout=1.0)
     await watcher.close()
+
+
+async def test_every_attach_outcome_is_one_log_event(tun: Harness) -> None:
+    """Upgrade errors too: they are attach outcomes in the metrics (§9.5)."""
+    stream = io.StringIO()
+    configure("json")
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(stream))
+    try:
+        async with tun.session.get(tun.ws_url.replace("ws://", "http://")) as resp:
+            assert resp.status == 400
+        ws = await tun.ws()
+        await ws.send_bytes(b"not an attach")
+        assert await tun.closed_with(ws) == (1002, "expected_attach")
+    finally:
+        structlog.reset_defaults()
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    outcomes = [
+        (e["reason"], e.get("status"))
+        for e in events
+        if e["event"] == "attach_rejected"
+    ]
+    assert outcomes == [("upgrade_error", 400), ("expected_attach", None)]
