@@ -22,6 +22,37 @@ RUNTIME_KEY = web.AppKey("runtime", TunnelRuntime)
 METRICS_KEY = web.AppKey("metrics", Metrics)
 _TEXT = "text/plain"
 
+MAX_HEADER_BYTES = 32768
+"""Request line plus headers (§4.5); also aiohttp's per-line limit."""
+_HEADER_SLACK = 4096
+"""Go reads headers through a buffer this much larger than its limit, so
+requests up to the sum pass there; they pass here too."""
+
+
+def headers_too_large(request: web.BaseRequest) -> bool:
+    """True when the request line and headers exceed the §4.5 total.
+
+    aiohttp bounds each header line and the number of lines (128), not
+    their sum, so up to 4 MiB of headers would otherwise stay attached to
+    a WebSocket for its whole life. They are still read into memory once,
+    bounded by those per-line limits, before this check can run.
+    """
+    size = len(request.method) + len(request.raw_path) + 11
+    for name, value in request.raw_headers:
+        size += len(name) + len(value) + 4
+    return size > MAX_HEADER_BYTES + _HEADER_SLACK
+
+
+def _headers_refused() -> web.Response:
+    """Go's answer to oversized headers; the connection is not reused."""
+    return web.Response(
+        status=431,
+        text="431 Request Header Fields Too Large",
+        content_type=_TEXT,
+        charset="utf-8",
+        headers={hdrs.CONNECTION: "close"},
+    )
+
 
 def _tokens(request: web.Request, name: str) -> set[str]:
     """Comma-separated tokens of every ``name`` header line, lower-cased."""
@@ -72,6 +103,8 @@ def not_found() -> web.Response:
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME_KEY]
+    if headers_too_large(request):
+        return _headers_refused()
     path = request.path
     if path == rt.config.ws_path:
         status = upgrade_error(rt, request)
@@ -97,6 +130,8 @@ def create_app(rt: TunnelRuntime) -> web.Application:
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
+    if headers_too_large(request):
+        return _headers_refused()
     if request.path != "/metrics":
         return not_found()
     body = request.app[METRICS_KEY].render()

@@ -5,9 +5,11 @@ loaded before anything is bound, so a broken certificate fails the start
 instead of surfacing after the ready line (tunnel.md §9.2 [weak]).
 
 aiohttp has no header-read or whole-request timeout (§4.5 asks for 5 s and
-10 s): idle keep-alive connections close after 60 s, but a client that
-trickles a request's headers is bounded only by the 32 KiB header limit
-and the process's file-descriptor limit.
+10 s). Its keep-alive timer (60 s, as the reference's idle timeout) is
+armed when a connection opens and re-armed after each request, so a client
+that never completes a request, or trickles its headers, is cut after 60 s
+instead of 5 s; until then it holds at most 128 header lines of 32 KiB
+each (the 32 KiB total is checked once the headers are complete, in ``app``).
 """
 
 from __future__ import annotations
@@ -20,14 +22,13 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from . import wslimit
-from .app import create_app, create_metrics_app
+from .app import MAX_HEADER_BYTES, create_app, create_metrics_app
 from .config import ConfigError, TunnelConfig
 from .goflags import build_info
 from .origin import split_host_port
 from .replay import ReplayStore
 from .runtime import TunnelRuntime
 
-MAX_HEADER_BYTES = 32768
 KEEPALIVE_TIMEOUT = 60.0
 
 
