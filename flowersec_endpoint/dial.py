@@ -17,6 +17,15 @@ from flowersec_endpoint.observer import ConnectObserver, Result, emit
 from flowersec_endpoint.options import Options
 from flowersec_endpoint.transport import websocket_message_limit
 
+CLOSE_TIMEOUT = 2.0
+"""Seconds a close waits for the peer's close frame before dropping TCP.
+
+aiohttp's default is 10 s. A failed connect closes its socket before it
+raises, so against a peer that never answers the close the error would
+come 10 s late, past the caller's own timeouts. 2 s is the tunnel's own
+close-frame deadline (tunnel.md §4.4).
+"""
+
 
 class Dialed:
     """An open WebSocket plus the HTTP session that owns it (if we made one)."""
@@ -69,6 +78,7 @@ async def dial(path: Path, url: str, origin: str, options: Options) -> Dialed:
                     options.max_record_bytes, options.max_handshake_payload
                 ),
                 ssl=True if options.ssl is None else options.ssl,
+                timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT),
             )
     except TimeoutError as exc:
         report("fail", "timeout")
