@@ -71,6 +71,8 @@ class TunnelConfig:
     skew_seconds: int = 30
     cleanup_interval: float = 0.5
     attach_timeout: float = 10.0
+    header_timeout: float = 5.0
+    """Bound on a new connection's first request headers (§4.5)."""
     close_timeout: float = 2.0
     """Bound on writing a close frame and waiting for the peer's echo."""
     drain_timeout: float = 5.0

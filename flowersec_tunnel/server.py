@@ -4,16 +4,17 @@ Used by the CLI and, in-process, by tests and benchmarks. TLS files are
 loaded before anything is bound, so a broken certificate fails the start
 instead of surfacing after the ready line (tunnel.md §9.2 [weak]).
 
-aiohttp has no header-read or whole-request timeout (§4.5 asks for 5 s and
-10 s). Its keep-alive timer (60 s, as the reference's idle timeout) is
-armed when a connection opens and re-armed after each request, so a client
-that never completes a request, or trickles its headers, is cut after 60 s
-instead of 5 s; until then it holds at most 128 header lines of 32 KiB
-each (the 32 KiB total is checked once the headers are complete, in ``app``).
+HTTP-phase limits (§4.5): a new connection has 5 s for its first request's
+headers (``headerdeadline``); later requests on a kept-alive connection,
+and idle ones, are cut by aiohttp's 60 s keep-alive timer. There is no
+whole-request timeout (the tunnel takes no request bodies). While headers
+arrive a connection holds at most 128 lines of 32 KiB each; their 32 KiB
+total is checked once they are complete (``app``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from . import wslimit
+from . import headerdeadline, wslimit
 from .app import MAX_HEADER_BYTES, create_app, create_metrics_app
 from .config import ConfigError, TunnelConfig
 from .goflags import build_info
@@ -85,12 +86,14 @@ class TunnelServer:
         self.listen = ""
         """Bound main address as ``host:port`` (set by :meth:`start`)."""
         self.metrics_listen = ""
+        self._deadlines: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Validate, then bind metrics (if configured) and the main listener."""
         cfg = self.config
         cfg.validate()
         wslimit.check_support()
+        headerdeadline.check_support()
         ctx = tls_context(cfg)
         if cfg.metrics_listen:
             self.runtime.metrics.enable()
@@ -98,6 +101,22 @@ class TunnelServer:
             self.metrics_listen = await self._bind(app, cfg.metrics_listen, ctx)
         self.listen = await self._bind(create_app(self.runtime), cfg.listen, ctx)
         self.runtime.start()
+        loop = asyncio.get_running_loop()
+        self._deadlines = loop.create_task(self._header_deadlines())
+
+    async def _header_deadlines(self) -> None:
+        """Cut connections that send no complete request in time (§4.5)."""
+        loop = asyncio.get_running_loop()
+        deadline = headerdeadline.FirstRequestDeadline(self.config.header_timeout)
+        while True:
+            await asyncio.sleep(self.config.cleanup_interval)
+            connections = [
+                handler
+                for runner in self._runners
+                if runner.server is not None
+                for handler in runner.server.connections
+            ]
+            deadline.sweep(connections, loop.time())
 
     async def _bind(
         self, app: web.Application, address: str, ctx: ssl.SSLContext | None
@@ -173,6 +192,10 @@ class TunnelServer:
 
     async def close(self) -> None:
         """Stop everything without draining (used after a failed start)."""
+        if self._deadlines is not None:
+            self._deadlines.cancel()
+            await asyncio.gather(self._deadlines, return_exceptions=True)
+            self._deadlines = None
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()

@@ -1,8 +1,8 @@
-"""HTTP-phase limits of tunnel.md §4.5 as far as aiohttp provides them.
+"""HTTP-phase limits of tunnel.md §4.5.
 
-A connection that never completes a request is cut by the keep-alive timer
-(armed at connection start); the timer is shortened here to keep the test
-fast.
+A new connection has a deadline for its first request's headers; after a
+request, the keep-alive timer bounds the idle time. Both are shortened here
+to keep the tests fast.
 """
 
 from __future__ import annotations
@@ -17,16 +17,61 @@ from flowersec_tunnel import server
 if TYPE_CHECKING:
     from .conftest import Harness, StartTunnel
 
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
 
 @pytest.mark.parametrize("sent", [b"", b"GET /ws HTTP/1.1\r\nHost: x\r\n"])
-async def test_incomplete_request_is_cut_by_the_keepalive_timer(
-    start_tunnel: StartTunnel, monkeypatch: pytest.MonkeyPatch, sent: bytes
+async def test_first_request_headers_have_a_deadline(
+    start_tunnel: StartTunnel, sent: bytes
+) -> None:
+    tun = await start_tunnel(header_timeout=0.3)
+    host, port = tun.server.listen.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(sent)
+
+    async def trickle() -> None:
+        while sent:
+            writer.write(b"X-Trickle: 1\r\n")
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(trickle())
+    try:
+        try:
+            rest = await asyncio.wait_for(reader.read(), 3)
+        except ConnectionResetError:
+            rest = b""
+        assert rest == b""
+    finally:
+        task.cancel()
+        writer.close()
+
+
+async def test_deadline_spares_kept_alive_and_upgraded_connections(
+    start_tunnel: StartTunnel,
+) -> None:
+    tun = await start_tunnel(header_timeout=0.2)
+    host, port = tun.server.listen.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(HEALTHZ)
+    assert await reader.readuntil(b"ok") != b""
+    client, srv = await tun.pair()
+    await asyncio.sleep(0.6)
+    writer.write(HEALTHZ)
+    assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+    writer.close()
+    await client.send_bytes(b"still paired")
+    assert await srv.receive_bytes() == b"still paired"
+
+
+async def test_idle_kept_alive_connection_is_cut_by_the_keepalive_timer(
+    start_tunnel: StartTunnel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(server, "KEEPALIVE_TIMEOUT", 0.3)
     tun = await start_tunnel()
     host, port = tun.server.listen.rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(sent)
+    writer.write(HEALTHZ)
+    await reader.readuntil(b"ok")
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
 
