@@ -42,6 +42,7 @@ from flowersec_endpoint.options import (
     tunnel_keepalive,
 )
 from flowersec_endpoint.rpc import MAX_FRAME_BYTES, Router, RpcServer
+from flowersec_endpoint.rpc.server import DEFAULT_MAX_CONCURRENCY
 from flowersec_endpoint.session import Connection
 from flowersec_endpoint.stack import (
     HandshakeCache,
@@ -103,7 +104,9 @@ class Server:
     ``rpc_register(router, server)`` is called for every stream of kind
     ``rpc_kind``; keep ``server`` to send notifications. Each such
     :class:`RpcServer` reads frames up to ``rpc_max_frame_bytes`` (the
-    reference's ``RPCOptions.MaxFrameBytes``, default 1 MiB). A handler
+    reference's ``RPCOptions.MaxFrameBytes``, default 1 MiB) and runs up to
+    ``rpc_max_concurrency`` requests at once (1 answers strictly in arrival
+    order, as the reference does). A handler
     added with :meth:`handle` for a kind wins over the built-in RPC kind.
     Failures that do not end a session go to ``on_error`` (default: a
     warning log line).
@@ -118,13 +121,15 @@ class Server:
         hello_timeout: float | None = DEFAULT_HELLO_TIMEOUT,
         on_error: ErrorReporter | None = None,
         rpc_max_frame_bytes: int = MAX_FRAME_BYTES,
+        rpc_max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     ) -> None:
         if max_stream_hello_bytes <= 0:
             raise ValueError("max_stream_hello_bytes must be positive")
-        if rpc_max_frame_bytes <= 0:
-            raise ValueError("rpc_max_frame_bytes must be positive")
+        if rpc_max_frame_bytes <= 0 or rpc_max_concurrency <= 0:
+            raise ValueError("rpc_max_frame_bytes and rpc_max_concurrency must be > 0")
         self.rpc_register = rpc_register
         self.rpc_max_frame_bytes = rpc_max_frame_bytes
+        self.rpc_max_concurrency = rpc_max_concurrency
         self.rpc_kind = rpc_kind or "rpc"
         self.max_stream_hello_bytes = max_stream_hello_bytes
         self.hello_timeout = hello_timeout
@@ -211,7 +216,12 @@ class Server:
     async def _serve_rpc(self, stream: Stream) -> None:
         assert self.rpc_register is not None
         router = Router()
-        server = RpcServer(stream, router, max_frame_bytes=self.rpc_max_frame_bytes)
+        server = RpcServer(
+            stream,
+            router,
+            max_frame_bytes=self.rpc_max_frame_bytes,
+            max_concurrency=self.rpc_max_concurrency,
+        )
         result = self.rpc_register(router, server)
         if result is not None:
             await result

@@ -149,3 +149,27 @@ async def test_fresh_router_per_rpc_stream_and_frame_limit(pair: Any) -> None:
     assert await rpcs[1].call(1, "still") == "still"
     await session.close()
     await asyncio.wait_for(serving_task, 5)
+
+
+async def test_sequential_rpc_mode_answers_in_arrival_order(pair: Any) -> None:
+    client, server = pair
+    done: list[int] = []
+
+    async def slow_first(payload: Any) -> Any:
+        await asyncio.sleep(0.05 if payload == 0 else 0)
+        done.append(payload)
+        return payload
+
+    def register(router: Router, rpc_server: RpcServer) -> None:
+        router.register(1, slow_first)
+
+    runtime = Server(rpc_register=register, rpc_max_concurrency=1)
+    session = serving(server)
+    serving_task = asyncio.create_task(runtime.serve_session(session))
+    stream = await client.open_stream()
+    stream.write(encode_hello("rpc"))
+    rpc = RpcClient(stream)
+    assert await asyncio.gather(rpc.call(1, 0), rpc.call(1, 1)) == [0, 1]
+    assert done == [0, 1]
+    await session.close()
+    await asyncio.wait_for(serving_task, 5)
