@@ -361,3 +361,19 @@ async def test_reset_before_accept_is_skipped(make_pair: Any) -> None:
     kept.write(b"k")
     accepted = await asyncio.wait_for(server.accept_stream(), 5)
     assert accepted.id == kept.id
+
+
+async def test_normal_close_sends_no_go_away_and_no_ping(channels: Any) -> None:
+    a, b = channels()
+    a.record = True
+    client = YamuxSession(a, Role.CLIENT)
+    server = YamuxSession(b, Role.SERVER)
+    stream = await client.open_stream()
+    stream.write(b"x")
+    peer = await server.accept_stream()
+    assert await peer.read() == b"x"
+    await asyncio.sleep(0.05)
+    await client.close()
+    await asyncio.wait_for(server.wait_closed(), 5)
+    assert a.writes
+    assert all(write[1] in (0, 1) for write in a.writes)
