@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 
 from flowersec_endpoint.encoding import (
@@ -97,7 +98,8 @@ class HelloAcceptor:
     that opens a stream and stays silent delays nobody (mux-rpc.md §7.1). A
     bad or late hello resets that stream and is passed to ``on_error``; the
     session keeps going. At most ``max_pending`` streams are between accept
-    and :meth:`accept` (reading a hello or ready); beyond that no further
+    and :meth:`accept` (reading a hello or ready): each holds a slot until
+    it is handed out or its hello fails. With every slot taken no further
     stream is accepted, so new SYNs wait in (and then overflow) the Yamux
     accept backlog.
     """
@@ -116,7 +118,7 @@ class HelloAcceptor:
         self._timeout = hello_timeout
         self._on_error = on_error
         self._slots = asyncio.Semaphore(max_pending)
-        self._ready: asyncio.Queue[tuple[str, YamuxStream]] = asyncio.Queue(max_pending)
+        self._ready: deque[tuple[str, YamuxStream]] = deque()
         self._readers: set[asyncio.Task[None]] = set()
         self._ended: BaseException | None = None
         self._wake = asyncio.Event()
@@ -128,14 +130,13 @@ class HelloAcceptor:
         Raises the session's :class:`YamuxError` once it ended and every
         ready stream was handed out.
         """
-        while self._ready.empty():
+        while not self._ready:
             if self._ended is not None and not self._readers:
                 raise self._ended
             self._wake.clear()
             await self._wake.wait()
-        item = self._ready.get_nowait()
-        self._wake.set()
-        return item
+        self._slots.release()
+        return self._ready.popleft()
 
     async def close(self) -> None:
         """Stop accepting; streams still reading their hello are reset."""
@@ -180,13 +181,14 @@ class HelloAcceptor:
                 kind = await read_hello(stream, self._max_bytes)
         except asyncio.CancelledError:
             stream.reset()
+            self._slots.release()
             raise
         except Exception as exc:
             stream.reset()
+            self._slots.release()
             self._report(exc)
             return
-        await self._ready.put((kind, stream))
-        self._wake.set()
+        self._ready.append((kind, stream))
 
     def _report(self, error: Exception) -> None:
         if self._on_error is None:
@@ -199,5 +201,4 @@ class HelloAcceptor:
 
     def _reader_done(self, task: asyncio.Task[None]) -> None:
         self._readers.discard(task)
-        self._slots.release()
         self._wake.set()

@@ -122,3 +122,16 @@ async def test_acceptor_iterates_kinds(pair: Any) -> None:
             break
     assert sorted(kinds) == ["echo", "files", "rpc"]
     await acceptor.close()
+
+
+async def test_acceptor_holds_at_most_max_pending_streams(pair: Any) -> None:
+    client, server = pair
+    acceptor = HelloAcceptor(server, max_pending=1)
+    await open_hello_stream(client, "a")
+    await open_hello_stream(client, "b")
+    await asyncio.sleep(0.05)
+    assert len(server._accept_queue) == 1
+    first, _ = await acceptor.accept()
+    second, _ = await asyncio.wait_for(acceptor.accept(), 5)
+    assert (first, second) == ("a", "b")
+    await acceptor.close()
