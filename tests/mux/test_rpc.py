@@ -335,3 +335,34 @@ async def test_client_tolerates_two_bad_frames_not_three(
         await asyncio.wait_for(pending, 5)
     with pytest.raises(RpcClosedError):
         await client.call(1)
+
+
+async def test_router_replace_unregister_and_bad_notifications(
+    stream_pair: Streams,
+) -> None:
+    router = Router()
+    notes: list[Any] = []
+
+    async def crash(payload: Any) -> Any:
+        raise RuntimeError("ignored")
+
+    async def note(payload: Any) -> Any:
+        notes.append(payload)
+
+    router.register(1, lambda payload: asyncio.sleep(0, "old"))
+    router.register(1, lambda payload: asyncio.sleep(0, "new"))
+    router.register(5, crash)
+    router.register(6, note)
+    client, _, task = await start(stream_pair, router)
+    assert await client.call(1) == "new"
+    await client.notify(5, "boom")
+    await client.notify(99, "nobody")
+    await client.notify(6, "after")
+    assert await client.call(1) == "new"
+    assert notes == ["after"]
+    router.unregister(1)
+    with pytest.raises(CallError) as info:
+        await client.call(1)
+    assert (info.value.code, info.value.message) == (404, "handler not found")
+    await client.close()
+    await asyncio.wait_for(task, 5)
