@@ -14,6 +14,7 @@ class Reason(StrEnum):
     SESSION_CLOSED = "session_closed"
     OPEN_TIMEOUT = "open_timeout"
     WRITE_TIMEOUT = "write_timeout"
+    KEEPALIVE_TIMEOUT = "keepalive_timeout"
     TRANSPORT_FAILED = "transport_failed"
     STREAMS_EXHAUSTED = "streams_exhausted"
     STREAM_RESET = "stream_reset"

@@ -55,6 +55,10 @@ class YamuxConfig:
 
     ``None`` disables a timeout. ``write_buffer_limit`` is the number of
     queued-but-unframed bytes per stream above which ``drain`` waits.
+    ``keepalive_interval`` is off by default, as in every Flowersec
+    reference configuration (mux-rpc.md §2.8, §2.11); set, it sends a PING
+    that often and ends the session (``keepalive_timeout``) when a reply
+    takes longer than ``write_timeout``, hashicorp's rule.
     """
 
     accept_backlog: int = DEFAULT_ACCEPT_BACKLOG
@@ -64,6 +68,7 @@ class YamuxConfig:
     close_timeout: float | None = 300.0
     write_timeout: float | None = 10.0
     write_buffer_limit: int = 64 * 1024
+    keepalive_interval: float | None = None
 
 
 class YamuxSession:
@@ -90,8 +95,14 @@ class YamuxSession:
         self._acked = asyncio.Event()
         self._writer_wake = asyncio.Event()
         self._pings: dict[int, asyncio.Future[None]] = {}
+        interval = self.config.keepalive_interval
+        if interval is not None and interval <= 0:
+            raise ValueError("keepalive_interval must be positive or None")
+        self._keepalive: asyncio.Task[None] | None = None
         self._reader = self._loop.create_task(self._read_loop())
         self._writer = self._loop.create_task(self._write_loop())
+        if interval is not None:
+            self._keepalive = self._loop.create_task(self._keepalive_loop(interval))
 
     @property
     def role(self) -> Role:
@@ -286,6 +297,19 @@ class YamuxSession:
                 stream._queued = False
                 self._accept_queue.remove(stream)
 
+    async def _keepalive_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.ping(timeout=self.config.write_timeout)
+            except TimeoutError:
+                self._terminate(
+                    YamuxError(Reason.KEEPALIVE_TIMEOUT, "no PING reply in time")
+                )
+                return
+            except YamuxError:
+                return
+
     def _open_timed_out(self, stream: YamuxStream) -> None:
         if not stream._core.acked and not self._core.closed:
             self._terminate(YamuxError(Reason.OPEN_TIMEOUT, f"stream {stream.id}"))
@@ -307,8 +331,11 @@ class YamuxSession:
         self._accept_ready.set()
         self._acked.set()
         self._kick()
-        if asyncio.current_task() is not self._reader:
+        current = asyncio.current_task()
+        if current is not self._reader:
             self._reader.cancel()
+        if self._keepalive is not None and current is not self._keepalive:
+            self._keepalive.cancel()
 
 
 class YamuxStream:

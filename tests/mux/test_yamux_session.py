@@ -377,3 +377,26 @@ async def test_normal_close_sends_no_go_away_and_no_ping(channels: Any) -> None:
     await asyncio.wait_for(server.wait_closed(), 5)
     assert a.writes
     assert all(write[1] in (0, 1) for write in a.writes)
+
+
+async def test_opt_in_keepalive_pings_and_detects_a_dead_peer(channels: Any) -> None:
+    a, b = channels()
+    a.record = True
+    config = YamuxConfig(keepalive_interval=0.02, write_timeout=5.0)
+    client = YamuxSession(a, Role.CLIENT, config)
+    server = YamuxSession(b, Role.SERVER)
+    async with asyncio.timeout(5):
+        while sum(w[1] == 2 and w[3] == 1 for w in a.writes) < 3:
+            await asyncio.sleep(0.01)
+    assert not client.closed
+    await client.close()
+    await server.close()
+
+    mute_a, mute_b = channels()
+    quick = YamuxConfig(keepalive_interval=0.02, write_timeout=0.1)
+    mute = YamuxSession(mute_a, Role.CLIENT, quick)
+    await asyncio.wait_for(mute.wait_closed(), 5)
+    assert mute.error is not None
+    assert mute.error.reason is Reason.KEEPALIVE_TIMEOUT
+    with pytest.raises(ValueError):
+        YamuxSession(mute_b, Role.SERVER, YamuxConfig(keepalive_interval=0))
