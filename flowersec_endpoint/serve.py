@@ -106,8 +106,8 @@ class Server:
     :class:`RpcServer` reads frames up to ``rpc_max_frame_bytes`` (the
     reference's ``RPCOptions.MaxFrameBytes``, default 1 MiB) and runs up to
     ``rpc_max_concurrency`` requests at once (1 answers strictly in arrival
-    order, as the reference does). A handler
-    added with :meth:`handle` for a kind wins over the built-in RPC kind.
+    order, as the reference does). A handler added with :meth:`handle` for
+    a kind wins over the built-in RPC kind.
     Failures that do not end a session go to ``on_error`` (default: a
     warning log line).
     """
