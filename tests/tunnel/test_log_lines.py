@@ -6,11 +6,15 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
 from flowersec_tunnel.logs import configure
+
+if TYPE_CHECKING:
+    from .conftest import Harness
 
 
 @pytest.fixture
@@ -114,3 +118,23 @@ def test_configure_twice_keeps_one_handler() -> None:
         for handler in list(root.handlers):
             if handler not in before:
                 root.removeHandler(handler)
+
+
+@pytest.mark.usefixtures("json_stderr")
+async def test_malformed_requests_to_a_live_tunnel_log_one_line_each(
+    tun: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host, port = tun.server.listen.rsplit(":", 1)
+    capsys.readouterr()
+    too_long = b"GET /ws HTTP/1.1\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n"
+    bad_char = b"GET /ws HTTP/1.1\r\nOrigin: \x01\r\n\r\n"
+    for request in (too_long, bad_char):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(request)
+        assert (await reader.read()).startswith(b"HTTP/1.0 400")
+        writer.close()
+    err = capsys.readouterr().err
+    server_events = [e for e in events(err) if e.get("logger") == "aiohttp.server"]
+    assert len(server_events) == 2
+    assert {e["level"] for e in server_events} == {"info"}
+    assert "Traceback" not in err
