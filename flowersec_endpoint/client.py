@@ -12,11 +12,12 @@ from flowersec_endpoint.yamux.session import YamuxSession
 class Client(Connection):
     """A connecting endpoint's connection with an RPC client on stream 1.
 
-    ``rpc`` calls, notifies and subscribes to notifications; extra streams
-    come from :meth:`open_stream`. Use it as an async context manager or
-    call :meth:`close`; :meth:`wait_closed` resolves when the connection
-    dies, after which calls fail. ``secure`` and ``mux`` expose the layers
-    underneath for advanced use.
+    ``rpc`` calls, notifies and subscribes to notifications (set
+    ``rpc.observer`` to an :class:`~flowersec_endpoint.rpc.RpcObserver` for
+    call metrics); extra streams come from :meth:`open_stream`. Use it as
+    an async context manager or call :meth:`close`; :meth:`wait_closed`
+    resolves when the connection dies, after which calls fail. ``secure``
+    and ``mux`` expose the layers underneath for advanced use.
     """
 
     def __init__(

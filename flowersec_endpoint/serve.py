@@ -41,7 +41,7 @@ from flowersec_endpoint.options import (
     resolve_origin,
     tunnel_keepalive,
 )
-from flowersec_endpoint.rpc import MAX_FRAME_BYTES, Router, RpcServer
+from flowersec_endpoint.rpc import MAX_FRAME_BYTES, Router, RpcObserver, RpcServer
 from flowersec_endpoint.rpc.server import DEFAULT_MAX_CONCURRENCY
 from flowersec_endpoint.session import Connection
 from flowersec_endpoint.stack import (
@@ -106,8 +106,9 @@ class Server:
     :class:`RpcServer` reads frames up to ``rpc_max_frame_bytes`` (the
     reference's ``RPCOptions.MaxFrameBytes``, default 1 MiB) and runs up to
     ``rpc_max_concurrency`` requests at once (1 answers strictly in arrival
-    order, as the reference does). A handler added with :meth:`handle` for
-    a kind wins over the built-in RPC kind.
+    order, as the reference does), reporting to ``rpc_observer`` (the
+    reference's ``RPCOptions.Observer``). A handler added with
+    :meth:`handle` for a kind wins over the built-in RPC kind.
     Failures that do not end a session go to ``on_error`` (default: a
     warning log line).
     """
@@ -122,6 +123,7 @@ class Server:
         on_error: ErrorReporter | None = None,
         rpc_max_frame_bytes: int = MAX_FRAME_BYTES,
         rpc_max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        rpc_observer: RpcObserver | None = None,
     ) -> None:
         if max_stream_hello_bytes <= 0:
             raise ValueError("max_stream_hello_bytes must be positive")
@@ -130,6 +132,7 @@ class Server:
         self.rpc_register = rpc_register
         self.rpc_max_frame_bytes = rpc_max_frame_bytes
         self.rpc_max_concurrency = rpc_max_concurrency
+        self.rpc_observer = rpc_observer
         self.rpc_kind = rpc_kind or "rpc"
         self.max_stream_hello_bytes = max_stream_hello_bytes
         self.hello_timeout = hello_timeout
@@ -221,6 +224,7 @@ class Server:
             router,
             max_frame_bytes=self.rpc_max_frame_bytes,
             max_concurrency=self.rpc_max_concurrency,
+            observer=self.rpc_observer,
         )
         result = self.rpc_register(router, server)
         if result is not None:

@@ -16,6 +16,7 @@ from flowersec_endpoint.rpc.framing import (
     RpcFramingError,
     encode_frame,
 )
+from flowersec_endpoint.rpc.observer import RpcObserver
 from flowersec_endpoint.rpc.server import Handler, Router, RpcServer
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "RpcClosedError",
     "RpcError",
     "RpcFramingError",
+    "RpcObserver",
     "RpcServer",
     "WireError",
     "decode_envelope",

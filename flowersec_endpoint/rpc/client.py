@@ -31,6 +31,7 @@ from flowersec_endpoint.rpc.framing import (
     RpcFramingError,
     encode_frame,
 )
+from flowersec_endpoint.rpc.observer import CallResult, RpcObserver, emit, result_of
 
 _log = logging.getLogger(__name__)
 
@@ -48,10 +49,15 @@ class RpcClient:
     """
 
     def __init__(
-        self, stream: FrameStream, *, max_frame_bytes: int = MAX_FRAME_BYTES
+        self,
+        stream: FrameStream,
+        *,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+        observer: RpcObserver | None = None,
     ) -> None:
         self._stream = stream
         self._max_frame_bytes = max_frame_bytes
+        self.observer = observer
         self._next_id = 1
         self._pending: dict[int, asyncio.Future[Envelope]] = {}
         self._subscribers: dict[int, list[NotifyHandler]] = {}
@@ -80,14 +86,22 @@ class RpcClient:
         request_id = self._next_id
         self._next_id += 1
         frame = self._frame(Envelope(type_id, request_id, 0, payload))
-        waiter: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Envelope] = loop.create_future()
         self._pending[request_id] = waiter
+        started = loop.time()
+        result: CallResult = "transport_error"
         try:
             async with asyncio.timeout(timeout):
                 await self._send(frame)
                 response = await waiter
+            result = result_of(response.error)
+        except (TimeoutError, asyncio.CancelledError):
+            result = "canceled"
+            raise
         finally:
             self._pending.pop(request_id, None)
+            emit(self.observer, "client_call", result, loop.time() - started)
         if response.error is not None:
             raise CallError(
                 type_id, response.error.code, response.error.message, response.payload
@@ -141,6 +155,7 @@ class RpcClient:
             self._stream.write(frame)
             await self._stream.drain()
         except Exception as exc:
+            emit(self.observer, "client_frame_error", "write")
             raise RpcClosedError(f"rpc write failed: {exc}") from exc
 
     async def _read_loop(self) -> None:
@@ -155,6 +170,7 @@ class RpcClient:
                     try:
                         envelope = decode_envelope(frame)
                     except EnvelopeError as exc:
+                        emit(self.observer, "client_frame_error", "read")
                         bad += 1
                         if bad >= MAX_BAD_FRAMES:
                             raise RpcClosedError("too many invalid rpc frames") from exc
@@ -165,6 +181,7 @@ class RpcClient:
         except RpcClosedError as exc:
             self._fail(exc)
         except RpcFramingError as exc:
+            emit(self.observer, "client_frame_error", "read")
             self._fail(_closed("rpc framing error", exc))
         except Exception as exc:
             self._fail(_closed("rpc stream failed", exc))
@@ -176,6 +193,7 @@ class RpcClient:
             if waiter is not None and not waiter.done():
                 waiter.set_result(envelope)
         elif kind is MessageKind.NOTIFICATION:
+            emit(self.observer, "client_notify")
             for handler in list(self._subscribers.get(envelope.type_id, ())):
                 try:
                     result = handler(envelope.payload)

@@ -35,6 +35,7 @@ from flowersec_endpoint.rpc.framing import (
     RpcFramingError,
     encode_frame,
 )
+from flowersec_endpoint.rpc.observer import RpcObserver, emit, result_of
 
 _log = logging.getLogger(__name__)
 
@@ -77,10 +78,12 @@ class RpcServer:
         *,
         max_frame_bytes: int = MAX_FRAME_BYTES,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        observer: RpcObserver | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self.router = router
+        self.observer = observer
         self._stream = stream
         self._max_frame_bytes = max_frame_bytes
         self._slots = asyncio.Semaphore(max_concurrency)
@@ -94,6 +97,7 @@ class RpcServer:
             self._stream.write(frame)
             await self._stream.drain()
         except Exception as exc:
+            emit(self.observer, "server_frame_error", "write")
             raise RpcClosedError(f"rpc write failed: {exc}") from exc
 
     async def serve(self) -> None:
@@ -125,6 +129,7 @@ class RpcServer:
                     try:
                         envelope = decode_envelope(frame)
                     except EnvelopeError as exc:
+                        emit(self.observer, "server_frame_error", "read")
                         bad += 1
                         if bad >= MAX_BAD_FRAMES:
                             raise RpcClosedError("too many invalid rpc frames") from exc
@@ -133,6 +138,7 @@ class RpcServer:
                     bad = 0
                     await self._dispatch(envelope, tasks)
         except RpcFramingError as exc:
+            emit(self.observer, "server_frame_error", "read")
             raise RpcClosedError(f"rpc framing error: {exc}") from exc
         except RpcClosedError:
             raise
@@ -167,11 +173,14 @@ class RpcServer:
     async def _answer(self, request: Envelope) -> None:
         try:
             response = await self._respond(request)
-            frame = self._encode_response(request, response)
-            self._stream.write(frame)
-            await self._stream.drain()
-        except Exception as exc:
-            _log.debug("rpc response not written: %r", exc)
+            frame, error = self._encode_response(request, response)
+            emit(self.observer, "server_request", result_of(error))
+            try:
+                self._stream.write(frame)
+                await self._stream.drain()
+            except Exception as exc:
+                emit(self.observer, "server_frame_error", "write")
+                _log.debug("rpc response not written: %r", exc)
         finally:
             self._slots.release()
 
@@ -190,15 +199,20 @@ class RpcServer:
             return _error_response(request, *INTERNAL_ERROR)
         return Envelope(request.type_id, 0, request.request_id, payload)
 
-    def _encode_response(self, request: Envelope, response: Envelope) -> bytes:
+    def _encode_response(
+        self, request: Envelope, response: Envelope
+    ) -> tuple[bytes, WireError | None]:
+        """The response frame and its error; 500 if the response cannot go."""
         try:
-            return encode_frame(encode_envelope(response), self._max_frame_bytes)
+            frame = encode_frame(encode_envelope(response), self._max_frame_bytes)
+            return frame, response.error
         except (TypeError, ValueError, RpcFramingError):
             _log.warning(
                 "rpc response not sendable type_id=%d", request.type_id, exc_info=True
             )
             fallback = _error_response(request, *INTERNAL_ERROR)
-            return encode_frame(encode_envelope(fallback), self._max_frame_bytes)
+            frame = encode_frame(encode_envelope(fallback), self._max_frame_bytes)
+            return frame, fallback.error
 
 
 def _error_response(

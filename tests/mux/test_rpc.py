@@ -366,3 +366,88 @@ async def test_router_replace_unregister_and_bad_notifications(
     assert (info.value.code, info.value.message) == (404, "handler not found")
     await client.close()
     await asyncio.wait_for(task, 5)
+
+
+class Recorder:
+    """An RpcObserver that records every callback (duration dropped)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def server_request(self, result: str) -> None:
+        self.events.append(("server_request", result))
+
+    def server_frame_error(self, direction: str) -> None:
+        self.events.append(("server_frame_error", direction))
+
+    def client_call(self, result: str, duration: float) -> None:
+        assert duration >= 0
+        self.events.append(("client_call", result))
+
+    def client_frame_error(self, direction: str) -> None:
+        self.events.append(("client_frame_error", direction))
+
+    def client_notify(self) -> None:
+        self.events.append(("client_notify",))
+
+
+class Broken:
+    """An observer that fails: it must never disturb a call."""
+
+    def client_call(self, result: str, duration: float) -> None:
+        raise RuntimeError("observer bug")
+
+
+async def test_rpc_observer_results(stream_pair: Streams) -> None:
+    router = Router()
+    release = asyncio.Event()
+    client_stream, server_stream = stream_pair
+    seen = Recorder()
+    server = RpcServer(server_stream, router, observer=seen)
+
+    async def ok(payload: Any) -> Any:
+        await server.notify(2, "note")
+        return "fine"
+
+    async def conflict(payload: Any) -> Any:
+        raise RpcError(409, "conflict")
+
+    router.register(1, ok)
+    router.register(3, conflict)
+    router.register(4, lambda payload: release.wait())
+    serving = asyncio.create_task(server.serve())
+    client = RpcClient(client_stream, observer=seen)
+    assert await client.call(1) == "fine"
+    for type_id in (3, 404):
+        with pytest.raises(CallError):
+            await client.call(type_id)
+    with pytest.raises(TimeoutError):
+        await client.call(4, timeout=0.01)
+    server_stream.write(encode_frame(b"nope"))
+    assert await client.call(1) == "fine"
+    client_stream.write(encode_frame(b"nope"))
+    client.observer = Broken()
+    assert await client.call(1) == "fine"
+    release.set()
+    client.observer = None
+    await client.close()
+    await asyncio.wait_for(serving, 5)
+    assert [e for e in seen.events if e[0].startswith("client")] == [
+        ("client_notify",),
+        ("client_call", "ok"),
+        ("client_call", "rpc_error"),
+        ("client_call", "handler_not_found"),
+        ("client_call", "canceled"),
+        ("client_frame_error", "read"),
+        ("client_notify",),
+        ("client_call", "ok"),
+    ]
+    assert sorted(e for e in seen.events if e[0].startswith("server")) == [
+        ("server_frame_error", "read"),
+        ("server_request", "handler_not_found"),
+        ("server_request", "ok"),
+        ("server_request", "ok"),
+        ("server_request", "ok"),
+        ("server_request", "ok"),
+        ("server_request", "rpc_error"),
+    ]

@@ -133,7 +133,15 @@ async def test_fresh_router_per_rpc_stream_and_frame_limit(pair: Any) -> None:
         registered.append((router, rpc_server))
         router.register(1, lambda payload: asyncio.sleep(0, payload))
 
-    runtime = Server(rpc_register=register, rpc_max_frame_bytes=100)
+    frame_errors: list[str] = []
+
+    class Observer:
+        def server_frame_error(self, direction: str) -> None:
+            frame_errors.append(direction)
+
+    runtime = Server(
+        rpc_register=register, rpc_max_frame_bytes=100, rpc_observer=Observer()
+    )
     session = serving(server)
     serving_task = asyncio.create_task(runtime.serve_session(session))
     rpcs = []
@@ -147,6 +155,7 @@ async def test_fresh_router_per_rpc_stream_and_frame_limit(pair: Any) -> None:
     with pytest.raises(RpcClosedError):
         await asyncio.wait_for(rpcs[0].call(1, "x" * 200), 5)
     assert await rpcs[1].call(1, "still") == "still"
+    assert frame_errors == ["read"]
     await session.close()
     await asyncio.wait_for(serving_task, 5)
 
