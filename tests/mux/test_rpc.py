@@ -7,6 +7,7 @@ import struct
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from flowersec_endpoint.rpc import (
     CallError,
@@ -25,6 +26,7 @@ from flowersec_endpoint.rpc.demo import (
     PingRequest,
     register_demo,
 )
+from flowersec_endpoint.rpc.prom import PrometheusRpcObserver
 from flowersec_endpoint.yamux import YamuxStream
 
 Streams = tuple[YamuxStream, YamuxStream]
@@ -451,3 +453,37 @@ async def test_rpc_observer_results(stream_pair: Streams) -> None:
         ("server_request", "ok"),
         ("server_request", "rpc_error"),
     ]
+
+
+async def test_prometheus_rpc_observer_names(stream_pair: Streams) -> None:
+    registry = CollectorRegistry()
+    metrics = PrometheusRpcObserver(registry)
+    router = Router()
+    client_stream, server_stream = stream_pair
+    server = RpcServer(server_stream, router, observer=metrics)
+
+    async def ok(payload: Any) -> Any:
+        await server.notify(2, "note")
+        return "fine"
+
+    router.register(1, ok)
+    serving = asyncio.create_task(server.serve())
+    client = RpcClient(client_stream, observer=metrics)
+    await client.call(1)
+    with pytest.raises(CallError):
+        await client.call(404)
+    server_stream.write(encode_frame(b"nope"))
+    await client.call(1)
+    await client.close()
+    await asyncio.wait_for(serving, 5)
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert value("flowersec_rpc_requests_total", result="ok") == 2
+    assert value("flowersec_rpc_requests_total", result="handler_not_found") == 1
+    assert value("flowersec_rpc_client_calls_total", result="ok") == 2
+    assert value("flowersec_rpc_client_frame_errors_total", direction="read") == 1
+    assert value("flowersec_rpc_client_notify_total") == 2
+    assert value("flowersec_rpc_client_call_latency_seconds_count") == 3
+    assert value("flowersec_rpc_frame_errors_total", direction="read") is None
