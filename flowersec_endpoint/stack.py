@@ -27,7 +27,7 @@ from flowersec_endpoint.e2ee.messages import E2EEInit
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.observer import emit
 from flowersec_endpoint.options import Options
-from flowersec_endpoint.rpc import RpcClient
+from flowersec_endpoint.rpc import RpcClient, RpcFramingError
 from flowersec_endpoint.streamhello import encode_hello, read_hello
 from flowersec_endpoint.transport import (
     TransportClosed,
@@ -224,11 +224,21 @@ def start_mux(
 
 
 async def open_kind_stream(path: Path, mux: YamuxSession, kind: str) -> Stream:
-    """Open a stream and write its StreamHello (steps 14-15)."""
+    """Open a stream and write its StreamHello (steps 14-15).
+
+    A kind whose hello no peer would accept (over 8 KiB) fails with
+    ``rpc/stream_hello_failed`` before any stream is opened.
+    """
     if not kind:
         raise FlowersecError(
             path, Stage.VALIDATE, Code.MISSING_STREAM_KIND, "stream kind is empty"
         )
+    try:
+        hello = encode_hello(kind)
+    except RpcFramingError as exc:
+        raise FlowersecError(
+            path, Stage.RPC, Code.STREAM_HELLO_FAILED, "stream hello too large", exc
+        ) from exc
     try:
         stream = await mux.open_stream()
     except Exception as exc:
@@ -236,7 +246,7 @@ async def open_kind_stream(path: Path, mux: YamuxSession, kind: str) -> Stream:
             path, Stage.YAMUX, Code.OPEN_STREAM_FAILED, "opening a stream failed", exc
         ) from exc
     try:
-        stream.write(encode_hello(kind))
+        stream.write(hello)
         await stream.drain()
     except Exception as exc:
         stream.reset()

@@ -41,10 +41,16 @@ class StreamHelloError(Exception):
 
 
 def encode_hello(kind: str) -> bytes:
-    """Return the framed hello for ``kind``; an empty kind is a ``ValueError``."""
+    """Return the framed hello for ``kind``; an empty kind is a ``ValueError``.
+
+    A hello above the 8 KiB every reference reader accepts (the TS one
+    cannot be configured otherwise) raises :class:`RpcFramingError`
+    instead of being sent to certain rejection.
+    """
     if not kind:
         raise ValueError("stream kind is empty")
-    return encode_frame(dumps_compact({"kind": kind, "v": STREAM_HELLO_VERSION}))
+    payload = dumps_compact({"kind": kind, "v": STREAM_HELLO_VERSION})
+    return encode_frame(payload, DEFAULT_MAX_HELLO_BYTES)
 
 
 def decode_hello(payload: bytes) -> str:
@@ -77,7 +83,7 @@ async def read_hello(
 
 
 async def open_hello_stream(session: YamuxSession, kind: str) -> YamuxStream:
-    """Open a stream and write its hello; raises ``ValueError`` on an empty kind.
+    """Open a stream and write its hello (see :func:`encode_hello` for errors).
 
     Yamux failures propagate as :class:`YamuxError`.
     """

@@ -95,6 +95,13 @@ async def test_open_stream_codes(pair: Any) -> None:
         Stage.VALIDATE,
         Code.MISSING_STREAM_KIND,
     )
+    with pytest.raises(FlowersecError) as info:
+        await session.open_stream("k" * 8176)
+    assert (info.value.stage, info.value.code) == (
+        Stage.RPC,
+        Code.STREAM_HELLO_FAILED,
+    )
+    assert server.stream_count == 0
     await session.close()
     with pytest.raises(FlowersecError) as info:
         await session.open_stream("echo")

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from flowersec_endpoint.rpc import RpcFramingError
 from flowersec_endpoint.streamhello import (
     HelloAcceptor,
     StreamHelloError,
@@ -135,3 +136,9 @@ async def test_acceptor_holds_at_most_max_pending_streams(pair: Any) -> None:
     second, _ = await asyncio.wait_for(acceptor.accept(), 5)
     assert (first, second) == ("a", "b")
     await acceptor.close()
+
+
+def test_hello_above_8_kib_is_refused_locally() -> None:
+    assert len(encode_hello("k" * 8175)) == 4 + 8192
+    with pytest.raises(RpcFramingError):
+        encode_hello("k" * 8176)
