@@ -28,6 +28,7 @@ from flowersec_endpoint.inputs import (
 )
 from flowersec_endpoint.options import (
     ClientOptionArgs,
+    Options,
     build_options,
     resolve_origin,
     tunnel_keepalive,
@@ -96,7 +97,7 @@ async def connect_tunnel(
     except BaseException:
         await dialed.close()
         raise
-    return await _finish(path, dialed, secure, keepalive, eid)
+    return await _finish(path, dialed, secure, keepalive, eid, opts)
 
 
 async def connect_direct(
@@ -145,7 +146,7 @@ async def connect_direct(
     except BaseException:
         await dialed.close()
         raise
-    return await _finish(path, dialed, secure, keepalive, None)
+    return await _finish(path, dialed, secure, keepalive, None, opts)
 
 
 async def _finish(
@@ -154,12 +155,13 @@ async def _finish(
     secure: SecureChannel,
     keepalive: float,
     eid: str | None,
+    opts: Options,
 ) -> Client:
     """Steps 13-16: Yamux client, RPC stream with its hello, keepalive."""
     try:
         mux = start_mux(path, secure, client=True)
         try:
-            rpc = await open_rpc_client(path, mux)
+            rpc = await open_rpc_client(path, mux, opts.observer)
         except BaseException:
             await mux.close()
             raise

@@ -38,6 +38,13 @@ class ConnectObserver(Protocol):
         self, path: Path, result: Result, reason: str | None, elapsed: float
     ) -> None: ...
 
+    def on_rpc_call(self, result: str, elapsed: float) -> None:
+        """One call on the client's RPC stream: ``ok``, ``rpc_error``,
+        ``handler_not_found``, ``transport_error`` or ``canceled``."""
+
+    def on_rpc_notify(self) -> None:
+        """One notification received on the client's RPC stream."""
+
 
 def emit(observer: object | None, hook: str, *args: object) -> None:
     """Call ``observer.<hook>(*args)`` if it exists; never raise."""

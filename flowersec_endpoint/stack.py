@@ -28,6 +28,7 @@ from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.observer import emit
 from flowersec_endpoint.options import Options
 from flowersec_endpoint.rpc import RpcClient, RpcFramingError
+from flowersec_endpoint.rpc.observer import ConnectRpcObserver
 from flowersec_endpoint.streamhello import encode_hello, read_hello
 from flowersec_endpoint.transport import (
     TransportClosed,
@@ -260,10 +261,17 @@ async def open_kind_stream(path: Path, mux: YamuxSession, kind: str) -> Stream:
     return stream
 
 
-async def open_rpc_client(path: Path, mux: YamuxSession) -> RpcClient:
-    """Open the ``rpc`` stream and start an RPC client on it (steps 14-16)."""
+async def open_rpc_client(
+    path: Path, mux: YamuxSession, observer: object | None = None
+) -> RpcClient:
+    """Open the ``rpc`` stream and start an RPC client on it (steps 14-16).
+
+    ``observer`` is the connect observer; its ``on_rpc_*`` hooks see the
+    client's calls and notifications.
+    """
     stream = await open_kind_stream(path, mux, "rpc")
-    return RpcClient(stream)
+    rpc_observer = None if observer is None else ConnectRpcObserver(observer)
+    return RpcClient(stream, observer=rpc_observer)
 
 
 async def read_stream_hello(

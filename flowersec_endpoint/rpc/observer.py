@@ -20,7 +20,14 @@ CallResult = Literal[
 ]
 Direction = Literal["read", "write"]
 
-__all__ = ["CallResult", "Direction", "RpcObserver", "emit", "result_of"]
+__all__ = [
+    "CallResult",
+    "ConnectRpcObserver",
+    "Direction",
+    "RpcObserver",
+    "emit",
+    "result_of",
+]
 
 
 class RpcObserver(Protocol):
@@ -35,6 +42,34 @@ class RpcObserver(Protocol):
     def client_frame_error(self, direction: Direction) -> None: ...
 
     def client_notify(self) -> None: ...
+
+
+class ConnectRpcObserver:
+    """Feeds a connect observer's TS-style ``on_rpc_call``/``on_rpc_notify``.
+
+    The client returned by a connect reports its RPC calls to the same
+    observer as the connect itself, as the TS client does (api.md §10.1).
+    """
+
+    def __init__(self, observer: object) -> None:
+        self._observer = observer
+
+    def server_request(self, result: CallResult) -> None:
+        """Not reported: a connecting client serves no requests."""
+
+    def server_frame_error(self, direction: Direction) -> None:
+        """Not reported: a connecting client serves no requests."""
+
+    def client_frame_error(self, direction: Direction) -> None:
+        """Not reported: the TS observer has no such hook."""
+
+    def client_call(self, result: CallResult, duration: float) -> None:
+        """Forward to ``on_rpc_call``."""
+        emit(self._observer, "on_rpc_call", result, duration)
+
+    def client_notify(self) -> None:
+        """Forward to ``on_rpc_notify``."""
+        emit(self._observer, "on_rpc_notify")
 
 
 def result_of(error: WireError | None) -> CallResult:

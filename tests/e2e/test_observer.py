@@ -8,8 +8,9 @@ from collections.abc import Callable
 import pytest
 
 from flowersec_endpoint.connect import connect_tunnel
-from flowersec_endpoint.demo.service import demo_server
+from flowersec_endpoint.demo.service import demo_server, run_exchange
 from flowersec_endpoint.errors import Code, FlowersecError
+from flowersec_endpoint.rpc import CallError
 from flowersec_endpoint.serve import serve_tunnel
 from flowersec_tunnel.issuer import GrantPair
 
@@ -109,3 +110,34 @@ async def test_cancelling_a_connect_propagates_and_is_reported(mint: Mint) -> No
     with pytest.raises(asyncio.CancelledError):
         await task
     assert recorder.events[-1] == ("handshake", "tunnel", "fail", "canceled")
+
+
+class RpcRecorder(Recorder):
+    """Also records the TS-style RPC hooks."""
+
+    def on_rpc_call(self, result: str, elapsed: float) -> None:
+        assert elapsed >= 0
+        self.events.append(("rpc_call", result))
+
+    def on_rpc_notify(self) -> None:
+        self.events.append(("rpc_notify",))
+
+
+async def test_rpc_calls_and_notifications_are_reported(mint: Mint) -> None:
+    pair = mint()
+    serving = asyncio.create_task(
+        serve_tunnel(pair.server, demo_server(), origin=ORIGIN)
+    )
+    recorder = RpcRecorder()
+    async with await connect_tunnel(
+        pair.client, origin=ORIGIN, observer=recorder
+    ) as client:
+        await run_exchange(client)
+        with pytest.raises(CallError):
+            await client.rpc.call(404, {}, timeout=5)
+    await asyncio.wait_for(serving, 5)
+    assert recorder.events[3:] == [
+        ("rpc_notify",),
+        ("rpc_call", "ok"),
+        ("rpc_call", "handler_not_found"),
+    ]
