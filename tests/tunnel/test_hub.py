@@ -145,3 +145,23 @@ def test_record_sniffing(payload: bytes) -> None:
     assert not looks_like_record(record(payload, version=2))
     assert not looks_like_record(b"FSEH" + record(payload)[4:])
     assert not looks_like_record(record(payload)[:17])
+
+
+def test_stale_endpoint_messages_end_only_that_endpoint() -> None:
+    """§6.4 step 3: gone channel -> unknown_channel; replaced -> missing_src."""
+    hub = Hub(Limits())
+    old, peer = ep(1), ep(2)
+    hub.admit(old, "c", 1, 1, 0)
+    hub.admit(peer, "c", 1, 1, 0)
+    newcomer = ep(1)
+    assert hub.admit(newcomer, "c", 1, 1, 0).kind is Admission.REPLACED
+    with pytest.raises(ChannelEnded) as exc:
+        hub.route(old, b"late", 1)
+    assert exc.value.reason is End.MISSING_SRC
+    assert hub.end(old, exc.value.reason) == ()
+    assert hub.channels["c"].slots[1] is newcomer
+    hub.end(newcomer, End.PEER_CLOSED)
+    with pytest.raises(ChannelEnded) as exc:
+        hub.route(newcomer, b"late", 2)
+    assert exc.value.reason is End.UNKNOWN_CHANNEL
+    assert not hub.channels
