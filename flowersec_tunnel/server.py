@@ -15,6 +15,7 @@ total is checked once they are complete (``app``).
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +32,7 @@ from .replay import ReplayStore
 from .runtime import TunnelRuntime
 
 KEEPALIVE_TIMEOUT = 60.0
+BACKLOG = 1024
 
 
 def tls_context(config: TunnelConfig) -> ssl.SSLContext | None:
@@ -64,6 +66,45 @@ def parse_listen(address: str) -> tuple[str | None, int]:
     return host or None, int(port or 0)
 
 
+def listen_socket(host: str | None, port: int, backlog: int) -> socket.socket:
+    """Bind one listening socket the way Go's ``net.Listen("tcp", …)`` does.
+
+    No host means a dual-stack socket on ``::`` (plain ``0.0.0.0`` where
+    IPv6 is missing); a name that resolves to several addresses binds the
+    first IPv4 one, else the first. One socket means one port, so the
+    ready line's port 0 answer holds for every client. Raises ``OSError``.
+    """
+    if not host:
+        try:
+            sock = _bound(socket.AF_INET6, ("::", port), dual_stack=True)
+        except OSError:
+            sock = _bound(socket.AF_INET, ("0.0.0.0", port), dual_stack=False)
+    else:
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, _, _, _, address = next(
+            (info for info in infos if info[0] == socket.AF_INET), infos[0]
+        )
+        sock = _bound(family, address, dual_stack=False)
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def _bound(family: int, address: Any, *, dual_stack: bool) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, not dual_stack)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def join_host_port(host: str, port: int) -> str:
     """Go's ``net.JoinHostPort``: brackets around IPv6 hosts."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -82,7 +123,7 @@ class TunnelServer:
         self.config = config
         self.runtime = TunnelRuntime(config, keys, replay=replay)
         self._runners: list[web.AppRunner] = []
-        self._sites: list[web.TCPSite] = []
+        self._sites: list[web.SockSite] = []
         self.listen = ""
         """Bound main address as ``host:port`` (set by :meth:`start`)."""
         self.metrics_listen = ""
@@ -133,11 +174,12 @@ class TunnelServer:
         )
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, host, port, ssl_context=ctx, backlog=1024)
         try:
-            await site.start()
+            sock = listen_socket(host, port, BACKLOG)
         except OSError as exc:
             raise ConfigError(f"listen {address}: {exc.strerror or exc}") from None
+        site = web.SockSite(runner, sock, ssl_context=ctx, backlog=BACKLOG)
+        await site.start()
         self._sites.append(site)
         bound = runner.addresses[-1]
         return join_host_port(str(bound[0]), int(bound[1]))
