@@ -63,9 +63,12 @@ def origin_authority(origin: str) -> tuple[str, str]:
         if close < 0:
             return "", ""
         hostname, port_part = host[1:close], host[close + 1 :]
+    elif ":" in host:
+        # Go splits at the last colon: an unbracketed "::1:5173" is host "::1".
+        hostname, _, port = host.rpartition(":")
+        port_part = ":" + port
     else:
-        hostname, colon, port = host.partition(":")
-        port_part = colon + port
+        hostname, port_part = host, ""
     if port_part and (port_part[0] != ":" or not _PORT.fullmatch(port_part[1:])):
         return "", ""
     return host, hostname

@@ -48,6 +48,8 @@ TABLE = [
     ("  example.com  ", "https://example.com", True),
     ("", "https://example.com", False),
     ("x:1", "x:1", True),
+    ("::1", "http://::1:5173", True),
+    ("::1", "http://::1:x", False),
 ]
 
 
