@@ -87,7 +87,11 @@ def listen_socket(host: str | None, port: int, backlog: int) -> socket.socket:
             (info for info in infos if info[0] == socket.AF_INET), infos[0]
         )
         sock = _bound(family, address, dual_stack=False)
-    sock.listen(backlog)
+    try:
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
     sock.setblocking(False)
     return sock
 
