@@ -15,7 +15,7 @@ import aiohttp
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.observer import ConnectObserver, Result, emit
 from flowersec_endpoint.options import Options
-from flowersec_endpoint.transport import websocket_message_limit
+from flowersec_endpoint.transport import close_websocket, websocket_message_limit
 
 CLOSE_TIMEOUT = 2.0
 """Seconds a close waits for the peer's close frame before dropping TCP.
@@ -43,9 +43,12 @@ class Dialed:
         self._own_session = own_session
 
     async def close(self) -> None:
-        """Close the socket, then the session if it was created for it."""
+        """Close the socket, then the session if it was created for it.
+
+        A failure that already chose the close code (1002) keeps it.
+        """
         try:
-            await self.ws.close()
+            await close_websocket(self.ws)
         finally:
             if self._own_session:
                 await self.session.close()

@@ -53,7 +53,7 @@ from flowersec_endpoint.stack import (
     start_mux,
 )
 from flowersec_endpoint.streamhello import DEFAULT_HELLO_TIMEOUT, HelloAcceptor
-from flowersec_endpoint.transport import websocket_message_limit
+from flowersec_endpoint.transport import close_websocket, websocket_message_limit
 from flowersec_endpoint.yamux import YamuxConfig
 from flowersec_tunnel.origin import OriginPolicy
 
@@ -467,7 +467,7 @@ async def accept_direct(
     order: ``missing_conn``, the channel's ``missing_channel_id``,
     ``missing_init_exp``, ``invalid_psk``, ``invalid_suite``, then
     ``invalid_option``. The socket is closed on every failure except
-    ``missing_conn``.
+    ``missing_conn``: with 1002 after a failed handshake, 1000 otherwise.
     """
     path = Path.DIRECT
     if ws is None:
@@ -504,17 +504,17 @@ async def accept_direct(
                 cache=handshake_cache,
             )
     except BaseException:
-        await ws.close()
+        await close_websocket(ws)
         raise
     try:
         mux = start_mux(path, secure, client=False, config=yamux_config)
     except BaseException:
         await secure.close()
-        await ws.close()
+        await close_websocket(ws)
         raise
 
     async def close_ws() -> None:
-        await ws.close()
+        await close_websocket(ws)
 
     return Session(
         path=path,

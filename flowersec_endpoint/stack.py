@@ -15,9 +15,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-import aiohttp
-from aiohttp import web
-
 from flowersec_endpoint.attach import rejection_code
 from flowersec_endpoint.e2ee import E2EEError, HandshakeCache, peek_init
 from flowersec_endpoint.e2ee.channel import SecureChannel
@@ -31,6 +28,8 @@ from flowersec_endpoint.rpc import RpcClient, RpcFramingError
 from flowersec_endpoint.rpc.observer import ConnectRpcObserver
 from flowersec_endpoint.streamhello import encode_hello, read_hello
 from flowersec_endpoint.transport import (
+    CLOSE_PROTOCOL_ERROR,
+    AnyWebSocket,
     TransportClosed,
     TransportError,
     WebSocketTransport,
@@ -39,7 +38,6 @@ from flowersec_endpoint.yamux.core import Role
 from flowersec_endpoint.yamux.session import YamuxConfig, YamuxSession, YamuxStream
 
 Stream = YamuxStream
-AnyWebSocket = aiohttp.ClientWebSocketResponse | web.WebSocketResponse
 Resolve = Callable[[E2EEInit], Awaitable[tuple[bytes, int]]]
 
 __all__ = [
@@ -165,7 +163,8 @@ async def server_handshake_resolved(
     """Read the client's init, resolve its channel's PSK, then handshake.
 
     The whole sequence, resolver included, runs within the handshake
-    timeout. The suite is the one the client's init names.
+    timeout. The suite is the one the client's init names. Any failure
+    fixes the socket's close code at 1002, as a failed handshake does.
     """
     transport = WebSocketTransport(ws)
     loop = asyncio.get_running_loop()
@@ -176,15 +175,21 @@ async def server_handshake_resolved(
             init = peek_init(first, options.max_handshake_payload)
             psk, init_exp = await resolve(init)
     except TimeoutError as exc:
+        transport.choose_close(CLOSE_PROTOCOL_ERROR)
         raise FlowersecError(
             path, Stage.HANDSHAKE, Code.TIMEOUT, "handshake timed out", exc
         ) from exc
     except E2EEError as exc:
+        transport.choose_close(CLOSE_PROTOCOL_ERROR)
         raise FlowersecError(path, exc.stage, exc.code, exc.message, exc) from exc
     except TransportError as exc:
+        transport.choose_close(CLOSE_PROTOCOL_ERROR)
         raise FlowersecError(
             path, Stage.HANDSHAKE, Code.HANDSHAKE_FAILED, str(exc), exc
         ) from exc
+    except FlowersecError:
+        transport.choose_close(CLOSE_PROTOCOL_ERROR)
+        raise
     remaining = options.handshake_timeout
     if remaining is not None:
         remaining = max(remaining - (loop.time() - started), 1e-3)

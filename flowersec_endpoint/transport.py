@@ -9,8 +9,9 @@ in-process endpoints for tests and benchmarks.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
-from typing import Protocol, cast
+from typing import Protocol, cast, runtime_checkable
 
 import aiohttp
 from aiohttp import web
@@ -23,6 +24,31 @@ CLOSE_UNSUPPORTED_DATA = 1003
 _CONTROL = frozenset((aiohttp.WSMsgType.PING, aiohttp.WSMsgType.PONG))
 
 _HANDSHAKE_HEADER_LEN = 10
+
+AnyWebSocket = aiohttp.ClientWebSocketResponse | web.WebSocketResponse
+
+# The close code a failure chose for a socket, before its close is under way.
+_chosen_close: weakref.WeakKeyDictionary[AnyWebSocket, tuple[int, str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def choose_close(ws: AnyWebSocket, code: int, reason: str = "") -> None:
+    """Fix the code of the socket's close now, whoever ends up closing it.
+
+    A failure starts its close (1002) in the background so the error is
+    raised at once; a caller that then closes the socket itself must not
+    get a generic 1000 on the wire first. The first choice wins.
+    """
+    _chosen_close.setdefault(ws, (code, reason))
+
+
+async def close_websocket(
+    ws: AnyWebSocket, code: int = CLOSE_NORMAL, reason: str = ""
+) -> None:
+    """Close ``ws`` with ``code``, or with the code chosen by a failure."""
+    code, reason = _chosen_close.get(ws, (code, reason))
+    await ws.close(code=code, message=reason.encode("utf-8"))
 
 
 def websocket_message_limit(max_record_bytes: int, max_handshake_payload: int) -> int:
@@ -71,6 +97,14 @@ class MessageTransport(Protocol):
 
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Close the connection; idempotent."""
+
+
+@runtime_checkable
+class ChoosesClose(Protocol):
+    """A transport whose close code can be fixed before the close runs."""
+
+    def choose_close(self, code: int, reason: str = "") -> None:
+        """Make ``code`` the one every later :meth:`close` call sends."""
 
 
 class WebSocketTransport:
@@ -136,11 +170,16 @@ class WebSocketTransport:
         # close, so the code is left unknown.
         raise self._closed_error()
 
+    def choose_close(self, code: int, reason: str = "") -> None:
+        """Fix the close code now (see :func:`choose_close`)."""
+        choose_close(self._ws, code, reason)
+
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        code, reason = _chosen_close.get(self._ws, (code, reason))
         if self._closed is None:
             self._closed = TransportClosed(code, reason)
         if not self._ws.closed:
-            await self._ws.close(code=code, message=reason.encode("utf-8"))
+            await close_websocket(self._ws, code, reason)
 
     def _closed_error(self) -> TransportClosed:
         if self._closed is None:
@@ -160,6 +199,7 @@ class MemoryTransport:
         self._max_queued = max_queued
         self._changed = asyncio.Event()
         self._closed: TransportClosed | None = None
+        self._chosen: tuple[int, str] | None = None
         self._peer: MemoryTransport = self
 
     async def send(self, data: bytes | bytearray) -> None:
@@ -185,9 +225,15 @@ class MemoryTransport:
             self._changed.clear()
             await self._changed.wait()
 
+    def choose_close(self, code: int, reason: str = "") -> None:
+        """Make ``code`` the one every later :meth:`close` sends."""
+        if self._chosen is None:
+            self._chosen = (code, reason)
+
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         if self._closed is not None:
             return
+        code, reason = self._chosen or (code, reason)
         self._closed = TransportClosed(code, reason)
         self._inbox.clear()
         self._changed.set()

@@ -40,6 +40,7 @@ from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.transport import (
     CLOSE_NORMAL,
     CLOSE_PROTOCOL_ERROR,
+    ChoosesClose,
     MessageTransport,
     TransportClosed,
     TransportError,
@@ -298,8 +299,12 @@ def _close_in_background(transport: MessageTransport, code: int) -> asyncio.Task
     """Start closing without waiting for the peer's close echo.
 
     A WebSocket close waits for the peer's answer (up to the socket's close
-    timeout); a failure must be reported at once, so the close runs on.
+    timeout); a failure must be reported at once, so the close runs on. The
+    code is fixed on the transport first, so a caller closing the socket
+    before this task runs sends ``code`` too.
     """
+    if isinstance(transport, ChoosesClose):
+        transport.choose_close(code)
     task = asyncio.create_task(_close_quietly(transport, code))
     _closing.add(task)
     task.add_done_callback(_closing.discard)

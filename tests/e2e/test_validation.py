@@ -213,7 +213,7 @@ class _FakeWebSocket:
     def __init__(self) -> None:
         self.closed = False
 
-    async def close(self) -> bool:
+    async def close(self, *, code: int = 1000, message: bytes = b"") -> bool:
         self.closed = True
         return True
 
