@@ -25,6 +25,7 @@ from aiohttp import hdrs, web
 
 from flowersec_endpoint.attach import ROLE_SERVER, attach_message
 from flowersec_endpoint.dial import dial, send_attach
+from flowersec_endpoint.e2ee.errors import RecordFailure, SecureChannelError
 from flowersec_endpoint.e2ee.messages import E2EEInit
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.grants import ChannelInitGrant
@@ -54,7 +55,7 @@ from flowersec_endpoint.stack import (
 )
 from flowersec_endpoint.streamhello import DEFAULT_HELLO_TIMEOUT, HelloAcceptor
 from flowersec_endpoint.transport import close_websocket, websocket_message_limit
-from flowersec_endpoint.yamux import YamuxConfig
+from flowersec_endpoint.yamux import Reason, YamuxConfig, YamuxError
 from flowersec_tunnel.origin import OriginPolicy
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,40 @@ class Session(Connection):
         return kind, stream
 
 
+_PEER_LEFT = frozenset((RecordFailure.TRANSPORT_CLOSED, RecordFailure.CLOSED))
+
+
+def session_failure(path: Path, error: YamuxError) -> FlowersecError | None:
+    """Why a served session ended, as an error, or ``None`` for a quiet end.
+
+    Quiet: a local close, the peer's clean close (WebSocket 1000), and the
+    peer leaving without one (its socket or the tunnel's went away: any
+    other close code, or none). Everything else ended the session on a
+    failure: a peer's protocol violation (a broken record such as
+    ``invalid_magic``, ``bad_seq`` or ``decrypt_failed``, a text message, a
+    bad Yamux frame or a GO_AWAY with an error code) or a Yamux timeout
+    (keepalive, write, open). Those become
+    ``<path>/yamux/accept_stream_failed`` (api.md §9.3) with the Yamux
+    error as the cause and the secure channel's error, if any, below it.
+    """
+    cause = error.__cause__
+    if error.reason is Reason.SESSION_CLOSED:
+        return None
+    if isinstance(cause, SecureChannelError):
+        if cause.reason in _PEER_LEFT:
+            return None
+        detail = f"secure channel failed ({cause.reason})"
+    else:
+        detail = str(error)
+    return FlowersecError(
+        path,
+        Stage.YAMUX,
+        Code.ACCEPT_STREAM_FAILED,
+        f"session ended: {detail}",
+        error,
+    )
+
+
 def _default_reporter(error: BaseException) -> None:
     log.warning("serve_error error=%s", error)
 
@@ -110,7 +145,8 @@ class Server:
     reference's ``RPCOptions.Observer``). A handler added with
     :meth:`handle` for a kind wins over the built-in RPC kind.
     Failures that do not end a session go to ``on_error`` (default: a
-    warning log line).
+    warning log line); so does the failure that ends a direct handler's
+    session, which :meth:`serve_session` raises instead.
     """
 
     def __init__(
@@ -237,7 +273,10 @@ class Server:
         Hellos are read by a :class:`HelloAcceptor` (one task per stream,
         with ``hello_timeout``); each accepted stream's handler runs in its
         own task. Handlers still running when the session ends are
-        cancelled.
+        cancelled. Returns when the session ends cleanly or the peer left;
+        raises ``<path>/yamux/accept_stream_failed`` when it died of a
+        failure (see :func:`session_failure`). It does not close the
+        session.
         """
         tasks: set[asyncio.Task[None]] = set()
         self._sessions.add(session)
@@ -248,7 +287,12 @@ class Server:
             on_error=partial(self._bad_hello, session),
         )
         try:
-            async for kind, stream in acceptor:
+            while True:
+                try:
+                    kind, stream = await acceptor.accept()
+                except YamuxError as exc:
+                    failure = session_failure(session.path, exc)
+                    break
                 task = asyncio.create_task(
                     self.handle_stream(kind, stream, path=session.path, session=session)
                 )
@@ -261,6 +305,9 @@ class Server:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+        if failure is not None:
+            raise failure
+        log.debug("session_ended path=%s", session.path)
 
     def _bad_hello(self, session: Session, error: BaseException) -> None:
         if session.mux.closed:
@@ -367,7 +414,11 @@ async def serve_tunnel(
     yamux_config: YamuxConfig | None = None,
     **options: Unpack[ServerOptionArgs],
 ) -> None:
-    """Attach as role server, serve the session until it ends, then close."""
+    """Attach as role server, serve the session until it ends, then close.
+
+    Raises what :meth:`Server.serve_session` raises: a session that died
+    of a failure is ``tunnel/yamux/accept_stream_failed``.
+    """
     session = await connect_tunnel(
         grant,
         origin=origin,
@@ -636,6 +687,8 @@ def direct_handler(
             return ws
         try:
             await server.serve_session(session)
+        except FlowersecError as exc:
+            server.report(exc)
         finally:
             await session.close()
         return ws
