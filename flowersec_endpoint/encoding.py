@@ -62,16 +62,25 @@ def loads_object(data: bytes | str) -> dict[str, Any]:
     """Parse JSON whose top level must be an object (tunnel.md §0.2).
 
     Duplicate members keep the last value; trailing garbage, ``NaN`` and
-    invalid UTF-8 are errors.
+    invalid UTF-8 are errors. Messages never carry the parser's own text:
+    ``empty input`` for nothing but whitespace, otherwise ``invalid JSON``
+    with the place of the first error when known.
     """
     try:
         if isinstance(data, bytes):
             data = data.decode("utf-8")
+        if not data.strip():
+            raise DecodeError("empty input")
         value = json.loads(data, parse_constant=_reject_constant)
     except DecodeError:
         raise
+    except json.JSONDecodeError as exc:
+        place = f"line {exc.lineno} column {exc.colno}"
+        raise DecodeError(f"invalid JSON at {place}") from exc
+    except UnicodeDecodeError as exc:
+        raise DecodeError("invalid JSON: not UTF-8") from exc
     except (ValueError, RecursionError) as exc:
-        # ValueError also covers integers beyond Python's digit limit.
+        # Integers beyond Python's digit limit, or nesting too deep.
         raise DecodeError(f"invalid JSON: {exc.__class__.__name__}") from exc
     if not isinstance(value, dict):
         raise DecodeError("JSON top level is not an object")

@@ -140,6 +140,8 @@ def _as_object(input: object) -> Mapping[str, Any]:
     if len(data.encode("utf-8", "surrogatepass")) > MAX_INPUT_BYTES:
         raise fail(Path.AUTO, Code.INVALID_INPUT, "input too large")
     text = data.strip()
+    if not text:
+        raise fail(Path.AUTO, Code.INVALID_INPUT, "empty input")
     if not text.startswith(("{", "[")):
         raise fail(Path.AUTO, Code.INVALID_INPUT, "input is not JSON")
     try:

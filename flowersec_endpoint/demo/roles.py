@@ -20,8 +20,10 @@ from aiohttp import web
 
 from flowersec_endpoint.connect import connect, connect_direct
 from flowersec_endpoint.demo.service import demo_server, run_exchange
-from flowersec_endpoint.encoding import b64u_encode
+from flowersec_endpoint.encoding import DecodeError, b64u_encode, loads_object
+from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.grants import (
+    MAX_JSON_BYTES,
     DirectConnectInfo,
     decode_direct_connect_info_json,
     decode_grant_server_json,
@@ -32,32 +34,44 @@ from flowersec_endpoint.serve import serve_tunnel as serve_tunnel_session
 DIRECT_HANDSHAKE_TIMEOUT = 30.0
 
 
-def read_json_input(name: str, stdin: TextIO | None = None) -> dict[str, Any]:
+def read_json_input(
+    name: str, stdin: TextIO | None = None, *, path: Path = Path.AUTO
+) -> dict[str, Any]:
     """Read one JSON object from a file, or from stdin when ``name`` is '-'.
 
-    From stdin, lines are read only until they form a complete object, so
-    ``flowersec-demo direct-server | flowersec-demo direct-client --info -``
-    works while the server keeps running.
+    From stdin, lines are read only until they form a complete JSON value,
+    so ``flowersec-demo direct-server | flowersec-demo direct-client --info
+    -`` works while the server keeps running. Empty or malformed input, or
+    a value that is not an object, is ``<path>/validate/invalid_input``
+    naming ``name``; a file that cannot be read raises ``OSError``.
     """
     if name != "-":
         with open(name, encoding="utf-8") as handle:
-            value = json.load(handle)
+            text = handle.read(MAX_JSON_BYTES + 1)
     else:
         source = stdin or sys.stdin
         text = ""
         while True:
             line = source.readline()
             text += line
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                if line:
-                    continue
-                raise
-            break
-    if not isinstance(value, dict):
-        raise ValueError(f"{name}: expected a JSON object")
-    return value
+            if not line or _complete(text):
+                break
+    try:
+        if len(text) > MAX_JSON_BYTES:
+            raise DecodeError("input too large")
+        return loads_object(text)
+    except DecodeError as exc:
+        raise FlowersecError(
+            path, Stage.VALIDATE, Code.INVALID_INPUT, f"{name}: {exc}", exc
+        ) from exc
+
+
+def _complete(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _print_lines(lines: list[str]) -> None:
@@ -67,7 +81,7 @@ def _print_lines(lines: list[str]) -> None:
 
 async def run_client(args: argparse.Namespace) -> int:
     """``client``: the demo exchange through the tunnel."""
-    obj = read_json_input(args.grant)
+    obj = read_json_input(args.grant, path=Path.TUNNEL)
     async with await connect(obj, origin=args.origin) as client:
         _print_lines(await run_exchange(client))
     return 0
@@ -75,7 +89,7 @@ async def run_client(args: argparse.Namespace) -> int:
 
 async def run_direct_client(args: argparse.Namespace) -> int:
     """``direct-client``: the demo exchange straight to a direct server."""
-    obj = read_json_input(args.info)
+    obj = read_json_input(args.info, path=Path.DIRECT)
     info = decode_direct_connect_info_json(json.dumps(obj))
     async with await connect_direct(info, origin=args.origin) as client:
         _print_lines(await run_exchange(client))
@@ -84,7 +98,8 @@ async def run_direct_client(args: argparse.Namespace) -> int:
 
 async def run_server(args: argparse.Namespace) -> int:
     """``server``: attach as role server and serve one demo session."""
-    grant = decode_grant_server_json(json.dumps(read_json_input(args.grant)))
+    obj = read_json_input(args.grant, path=Path.TUNNEL)
+    grant = decode_grant_server_json(json.dumps(obj))
     await serve_tunnel_session(
         grant,
         demo_server(),

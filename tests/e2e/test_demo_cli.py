@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flowersec_endpoint.demo.roles import read_json_input
+from flowersec_endpoint.errors import Code, FlowersecError
 from flowersec_tunnel.issuer import GrantPair
 
 DEMO = str(Path(sys.executable).with_name("flowersec-demo"))
@@ -161,9 +162,10 @@ def test_stdin_reads_only_the_first_object() -> None:
 
 
 @given(st.text(max_size=300))
-def test_stdin_parser_raises_only_value_error(text: str) -> None:
+def test_stdin_parser_raises_only_invalid_input(text: str) -> None:
     try:
         value = read_json_input("-", io.StringIO(text))
-    except ValueError:
+    except FlowersecError as exc:
+        assert exc.code is Code.INVALID_INPUT
         return
     assert isinstance(value, dict)
