@@ -25,7 +25,7 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from flowersec_endpoint.client import Client
-from flowersec_endpoint.connect import connect_direct, connect_tunnel
+from flowersec_endpoint.connecting import connect_direct, connect_tunnel
 from flowersec_endpoint.demo.service import demo_server
 from flowersec_endpoint.encoding import b64u_encode
 from flowersec_endpoint.grants import DirectConnectInfo

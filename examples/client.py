@@ -12,7 +12,7 @@ import asyncio
 
 import aiohttp
 
-from flowersec_endpoint.connect import connect
+from flowersec_endpoint.connecting import connect
 
 ORIGIN = "http://127.0.0.1"
 

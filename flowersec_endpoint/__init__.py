@@ -9,26 +9,24 @@ attach is :func:`flowersec_endpoint.serve.connect_tunnel`.
 ``connect`` is also the name of a submodule, and Python sets a package
 attribute to its submodule once that loads; the package keeps the
 function under that name instead. Import from the submodule with
-``from flowersec_endpoint.connect import ...``.
+``from flowersec_endpoint.connecting import ...``.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 
 if TYPE_CHECKING:
-    from flowersec_endpoint.connect import connect, connect_direct, connect_tunnel
+    from flowersec_endpoint.connecting import connect, connect_direct, connect_tunnel
     from flowersec_endpoint.serve import Server, direct_handler, serve_tunnel
 
 _LAZY = {
-    "connect": "flowersec_endpoint.connect",
-    "connect_direct": "flowersec_endpoint.connect",
-    "connect_tunnel": "flowersec_endpoint.connect",
+    "connect": "flowersec_endpoint.connecting",
+    "connect_direct": "flowersec_endpoint.connecting",
+    "connect_tunnel": "flowersec_endpoint.connecting",
     "Server": "flowersec_endpoint.serve",
     "direct_handler": "flowersec_endpoint.serve",
     "serve_tunnel": "flowersec_endpoint.serve",
@@ -46,18 +44,6 @@ __all__ = [
     "direct_handler",
     "serve_tunnel",
 ]
-
-
-class _Package(types.ModuleType):
-    """This package's module type: ``connect`` stays the function."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "connect" and isinstance(value, types.ModuleType):
-            value = value.connect
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""The connected client returned by :mod:`flowersec_endpoint.connect`."""
+"""The connected client returned by :mod:`flowersec_endpoint.connecting`."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What a connect call accepts, and the input checks every flow shares.
 
-Sans-I/O: decides the path for :func:`~flowersec_endpoint.connect.connect`
+Sans-I/O: decides the path for :func:`~flowersec_endpoint.connecting.connect`
 (api.md §1.4, Go ``Connect`` rules) and validates PSKs, suites and
 endpoint instance ids with the codes of api.md §9.3.
 """

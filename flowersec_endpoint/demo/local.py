@@ -15,7 +15,7 @@ import asyncio
 import time
 
 from flowersec_endpoint.client import Client
-from flowersec_endpoint.connect import connect_tunnel
+from flowersec_endpoint.connecting import connect_tunnel
 from flowersec_endpoint.demo.service import demo_server, run_exchange
 from flowersec_endpoint.loadgen.tunnelproc import spawn_tunnel
 from flowersec_endpoint.rpc.demo import DEMO_PING_TYPE_ID

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from aiohttp import web
 
-from flowersec_endpoint.connect import connect, connect_direct
+from flowersec_endpoint.connecting import connect, connect_direct
 from flowersec_endpoint.demo.service import demo_server, run_exchange
 from flowersec_endpoint.encoding import DecodeError, b64u_encode, loads_object
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from flowersec_endpoint.connect import connect_direct
+from flowersec_endpoint.connecting import connect_direct
 from flowersec_endpoint.encoding import b64u_encode
 from flowersec_endpoint.errors import FlowersecError, Stage
 from flowersec_endpoint.grants import ChannelInitGrant, DirectConnectInfo

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from flowersec_endpoint.connect import connect, connect_direct
+from flowersec_endpoint.connecting import connect, connect_direct
 from flowersec_endpoint.demo.service import demo_server, run_exchange
 from flowersec_endpoint.encoding import b64u_encode
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage

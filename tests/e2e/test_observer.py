@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from flowersec_endpoint.connect import connect_tunnel
+from flowersec_endpoint.connecting import connect_tunnel
 from flowersec_endpoint.demo.service import demo_server, run_exchange
 from flowersec_endpoint.errors import Code, FlowersecError
 from flowersec_endpoint.rpc import CallError

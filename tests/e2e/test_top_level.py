@@ -37,7 +37,7 @@ def test_top_level_names() -> None:
         serve_tunnel,
     )
 
-    connect_module = sys.modules["flowersec_endpoint.connect"]
+    connect_module = sys.modules["flowersec_endpoint.connecting"]
     assert connect is connect_module.connect
     assert connect_tunnel is connect_module.connect_tunnel
     assert connect_direct is connect_module.connect_direct
@@ -89,27 +89,3 @@ def test_light_imports_stay_light(statement: str, foreign: set[str]) -> None:
 def test_lazy_name_loads_its_module() -> None:
     loaded = _loaded_after("from flowersec_endpoint import Server")
     assert "flowersec_endpoint.serve" in loaded
-
-
-@pytest.mark.parametrize(
-    "first",
-    ["import flowersec_endpoint.connect", "from flowersec_endpoint import connect"],
-)
-def test_connect_stays_the_function(first: str) -> None:
-    """The ``connect`` submodule loading must not replace the function."""
-    probe = (
-        f"{first}\n"
-        "import flowersec_endpoint.connect\n"
-        "from flowersec_endpoint import connect\n"
-        "import flowersec_endpoint as package\n"
-        "print(callable(connect), package.connect is connect,"
-        " connect.__module__)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert result.stdout.split() == ["True", "True", "flowersec_endpoint.connect"]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from flowersec_endpoint.client import Client
-from flowersec_endpoint.connect import connect, connect_tunnel
+from flowersec_endpoint.connecting import connect, connect_tunnel
 from flowersec_endpoint.demo.service import demo_server, run_exchange
 from flowersec_endpoint.encoding import b64u_encode
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage

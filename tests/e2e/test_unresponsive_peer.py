@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from flowersec_endpoint.connect import connect_tunnel
+from flowersec_endpoint.connecting import connect_tunnel
 from flowersec_endpoint.dial import CLOSE_TIMEOUT
 from flowersec_endpoint.errors import Code, FlowersecError, Stage
 from flowersec_endpoint.grants import ChannelInitGrant

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from flowersec_endpoint.connect import connect, connect_direct, connect_tunnel
+from flowersec_endpoint.connecting import connect, connect_direct, connect_tunnel
 from flowersec_endpoint.encoding import b64u_encode
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.grants import ChannelInitGrant, DirectConnectInfo

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
-from flowersec_endpoint.connect import connect_direct
+from flowersec_endpoint.connecting import connect_direct
 from flowersec_endpoint.demo.service import demo_server
 from flowersec_endpoint.encoding import b64u_encode
 from flowersec_endpoint.grants import DirectConnectInfo
