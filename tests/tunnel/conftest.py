@@ -136,7 +136,7 @@ class Harness:
 
     @staticmethod
     async def closed_with(
-        ws: aiohttp.ClientWebSocketResponse, timeout: float = 3.0
+        ws: aiohttp.ClientWebSocketResponse, timeout: float = 10.0
     ) -> tuple[int | None, str]:
         return await closed_with(ws, timeout)
 
@@ -167,7 +167,7 @@ async def wait_for(
 
 
 async def closed_with(
-    ws: aiohttp.ClientWebSocketResponse, timeout: float = 3.0
+    ws: aiohttp.ClientWebSocketResponse, timeout: float = 10.0
 ) -> tuple[int | None, str]:
     """Read until the close; return (code, reason); data messages are skipped."""
     async with asyncio.timeout(timeout):

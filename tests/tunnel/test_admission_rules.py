@@ -139,9 +139,8 @@ async def test_pings_are_answered_but_are_not_activity(tun: Harness) -> None:
             return
 
     pinger = asyncio.create_task(keep_pinging())
-    started = time.monotonic()
+    # Were pings activity, the channel would outlive closed_with's wait.
     assert await tun.closed_with(server) == (1001, "idle_timeout")
-    assert time.monotonic() - started < 2.5
     pinger.cancel()
     await watcher.ping(b"abc")
     msg = await watcher.receive(timeout=2)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from typing import TYPE_CHECKING
 
 import structlog
@@ -79,11 +78,9 @@ async def test_logs_are_json_and_never_hold_tokens(tun: Harness) -> None:
         await tun.wait_for(lambda: tun.is_paired("chan-log"))
         await client.send_bytes(b"12345")
         await server.receive_bytes()
-        started = time.monotonic()
         await client.close()
         await tun.closed_with(server)
         await tun.wait_for(lambda: "channel_ended" in stream.getvalue())
-        assert time.monotonic() - started < 5
     finally:
         structlog.reset_defaults()
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
