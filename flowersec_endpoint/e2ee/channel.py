@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from flowersec_endpoint.e2ee.cache import HandshakeCache
 from flowersec_endpoint.e2ee.constants import (
@@ -311,10 +313,24 @@ def _close_in_background(transport: MessageTransport, code: int) -> asyncio.Task
     return task
 
 
-def _abort(transport: MessageTransport, exc: BaseException) -> None:
-    """Close after a failed or cancelled handshake."""
-    cancelled = isinstance(exc, asyncio.CancelledError)
-    _close_in_background(transport, CLOSE_NORMAL if cancelled else CLOSE_PROTOCOL_ERROR)
+@asynccontextmanager
+async def _guarded(
+    transport: MessageTransport, path: Path, timeout: float | None
+) -> AsyncIterator[None]:
+    """Run a handshake exchange within ``timeout``, one failure policy for both roles.
+
+    A failure starts closing the transport with 1002 and raises under
+    ``path``; a cancellation closes it with 1000 and propagates.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            yield
+    except (E2EEError, TransportError, TimeoutError) as exc:
+        _close_in_background(transport, CLOSE_PROTOCOL_ERROR)
+        raise _to_flowersec(path, exc) from exc
+    except asyncio.CancelledError:
+        _close_in_background(transport, CLOSE_NORMAL)
+        raise
 
 
 async def client_handshake(
@@ -358,20 +374,12 @@ async def client_handshake(
         )
     except E2EEError as exc:
         raise _to_flowersec(path, exc) from exc
-    timeout = _check_timeout(handshake_timeout, path)
-    try:
-        async with asyncio.timeout(timeout):
-            await transport.send(machine.start())
-            while not machine.done:
-                reply = machine.receive(await transport.recv())
-                if reply is not None:
-                    await transport.send(reply)
-    except (E2EEError, TransportError, TimeoutError) as exc:
-        _abort(transport, exc)
-        raise _to_flowersec(path, exc) from exc
-    except asyncio.CancelledError as exc:
-        _abort(transport, exc)
-        raise
+    async with _guarded(transport, path, _check_timeout(handshake_timeout, path)):
+        await transport.send(machine.start())
+        while not machine.done:
+            reply = machine.receive(await transport.recv())
+            if reply is not None:
+                await transport.send(reply)
     return SecureChannel(
         transport,
         machine.records,
@@ -424,21 +432,13 @@ async def server_handshake(
         )
     except E2EEError as exc:
         raise _to_flowersec(path, exc) from exc
-    timeout = _check_timeout(handshake_timeout, path)
-    try:
-        async with asyncio.timeout(timeout):
-            message = first_message
-            while not machine.done:
-                if message is None:
-                    message = await transport.recv()
-                await transport.send(machine.receive(message))
-                message = None
-    except (E2EEError, TransportError, TimeoutError) as exc:
-        _abort(transport, exc)
-        raise _to_flowersec(path, exc) from exc
-    except asyncio.CancelledError as exc:
-        _abort(transport, exc)
-        raise
+    async with _guarded(transport, path, _check_timeout(handshake_timeout, path)):
+        message = first_message
+        while not machine.done:
+            if message is None:
+                message = await transport.recv()
+            await transport.send(machine.receive(message))
+            message = None
     return SecureChannel(
         transport,
         machine.records,
