@@ -17,7 +17,7 @@ from typing import Protocol
 
 from flowersec_endpoint.attach import rejection_code
 from flowersec_endpoint.e2ee import E2EEError, HandshakeCache, peek_init
-from flowersec_endpoint.e2ee.channel import SecureChannel
+from flowersec_endpoint.e2ee.channel import SecureChannel, handshake_error
 from flowersec_endpoint.e2ee.channel import client_handshake as e2ee_client_handshake
 from flowersec_endpoint.e2ee.channel import server_handshake as e2ee_server_handshake
 from flowersec_endpoint.e2ee.messages import E2EEInit
@@ -174,19 +174,9 @@ async def server_handshake_resolved(
             first = await transport.recv()
             init = peek_init(first, options.max_handshake_payload)
             psk, init_exp = await resolve(init)
-    except TimeoutError as exc:
+    except (TimeoutError, E2EEError, TransportError) as exc:
         transport.choose_close(CLOSE_PROTOCOL_ERROR)
-        raise FlowersecError(
-            path, Stage.HANDSHAKE, Code.TIMEOUT, "handshake timed out", exc
-        ) from exc
-    except E2EEError as exc:
-        transport.choose_close(CLOSE_PROTOCOL_ERROR)
-        raise FlowersecError(path, exc.stage, exc.code, exc.message, exc) from exc
-    except TransportError as exc:
-        transport.choose_close(CLOSE_PROTOCOL_ERROR)
-        raise FlowersecError(
-            path, Stage.HANDSHAKE, Code.HANDSHAKE_FAILED, str(exc), exc
-        ) from exc
+        raise handshake_error(path, exc) from exc
     except FlowersecError:
         transport.choose_close(CLOSE_PROTOCOL_ERROR)
         raise

@@ -256,7 +256,8 @@ class SecureChannel:
                 return
 
 
-def _to_flowersec(path: Path, exc: BaseException) -> FlowersecError:
+def handshake_error(path: Path, exc: BaseException) -> FlowersecError:
+    """The ``path/stage/code`` error for a failure during a handshake."""
     if isinstance(exc, FlowersecError):
         return exc
     if isinstance(exc, E2EEError):
@@ -327,7 +328,7 @@ async def _guarded(
             yield
     except (E2EEError, TransportError, TimeoutError) as exc:
         _close_in_background(transport, CLOSE_PROTOCOL_ERROR)
-        raise _to_flowersec(path, exc) from exc
+        raise handshake_error(path, exc) from exc
     except asyncio.CancelledError:
         _close_in_background(transport, CLOSE_NORMAL)
         raise
@@ -373,7 +374,7 @@ async def client_handshake(
             clock=clock,
         )
     except E2EEError as exc:
-        raise _to_flowersec(path, exc) from exc
+        raise handshake_error(path, exc) from exc
     async with _guarded(transport, path, _check_timeout(handshake_timeout, path)):
         await transport.send(machine.start())
         while not machine.done:
@@ -431,7 +432,7 @@ async def server_handshake(
             clock=clock,
         )
     except E2EEError as exc:
-        raise _to_flowersec(path, exc) from exc
+        raise handshake_error(path, exc) from exc
     async with _guarded(transport, path, _check_timeout(handshake_timeout, path)):
         message = first_message
         while not machine.done:
