@@ -9,7 +9,6 @@ expects, instead of becoming a ``canceled`` error).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Unpack
 
 from flowersec_endpoint.attach import ROLE_CLIENT, attach_message
@@ -71,20 +70,15 @@ async def connect_tunnel(
     suite = check_suite(path, grant.default_suite)
     eid = endpoint_instance_id(path, opts.endpoint_instance_id)
 
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     dialed = await dial(path, grant.tunnel_url, resolved_origin, opts)
     try:
-        remaining = None
-        if opts.connect_timeout is not None:
-            remaining = max(opts.connect_timeout - (loop.time() - started), 0.0)
         message = attach_message(
             channel_id=grant.channel_id,
             role=ROLE_CLIENT,
             token=grant.token,
             endpoint_instance_id=eid,
         )
-        await send_attach(dialed, message, remaining, path, opts.observer)
+        await send_attach(dialed, message, path, opts)
         secure = await client_handshake(
             path,
             dialed.ws,

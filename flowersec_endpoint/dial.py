@@ -13,7 +13,7 @@ import time
 import aiohttp
 
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
-from flowersec_endpoint.observer import ConnectObserver, Result, emit
+from flowersec_endpoint.observer import Result, emit
 from flowersec_endpoint.options import Options
 from flowersec_endpoint.transport import close_websocket, websocket_message_limit
 
@@ -28,19 +28,25 @@ close-frame deadline (tunnel.md §4.4).
 
 
 class Dialed:
-    """An open WebSocket plus the HTTP session that owns it (if we made one)."""
+    """An open WebSocket plus the HTTP session that owns it (if we made one).
 
-    __slots__ = ("_own_session", "session", "ws")
+    ``started`` is when the dial began (``time.monotonic()``): the connect
+    timeout covers the dial and the attach together.
+    """
+
+    __slots__ = ("_own_session", "session", "started", "ws")
 
     def __init__(
         self,
         ws: aiohttp.ClientWebSocketResponse,
         session: aiohttp.ClientSession,
         own_session: bool,
+        started: float,
     ) -> None:
         self.ws = ws
         self.session = session
         self._own_session = own_session
+        self.started = started
 
     async def close(self) -> None:
         """Close the socket, then the session if it was created for it.
@@ -100,7 +106,7 @@ async def dial(path: Path, url: str, origin: str, options: Options) -> Dialed:
             path, Stage.CONNECT, Code.DIAL_FAILED, f"websocket dial failed: {exc}", exc
         ) from exc
     report("ok", None)
-    return Dialed(ws, session, own)
+    return Dialed(ws, session, own, started)
 
 
 async def _close_own(session: aiohttp.ClientSession, own: bool) -> None:
@@ -109,16 +115,17 @@ async def _close_own(session: aiohttp.ClientSession, own: bool) -> None:
 
 
 async def send_attach(
-    dialed: Dialed,
-    message: str,
-    timeout: float | None,
-    path: Path = Path.TUNNEL,
-    observer: ConnectObserver | None = None,
+    dialed: Dialed, message: str, path: Path, options: Options
 ) -> None:
     """Send the attach as one text message (api.md §2.1 step 11).
 
-    The message carries the bearer token, so errors never quote it.
+    It gets what the dial left of the connect timeout. The message carries
+    the bearer token, so errors never quote it.
     """
+    observer = options.observer
+    timeout = options.connect_timeout
+    if timeout is not None:
+        timeout = max(timeout - (time.monotonic() - dialed.started), 0.0)
     try:
         async with asyncio.timeout(timeout):
             await dialed.ws.send_str(message)

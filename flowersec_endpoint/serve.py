@@ -361,21 +361,16 @@ async def connect_tunnel(
     suite = check_suite(path, grant.default_suite)
     keepalive = tunnel_keepalive(opts.keepalive_interval, grant.idle_timeout_seconds)
 
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     dialed = await dial(path, grant.tunnel_url, resolved_origin, opts)
     try:
         eid = endpoint_instance_id(path, opts.endpoint_instance_id)
-        remaining = None
-        if opts.connect_timeout is not None:
-            remaining = max(opts.connect_timeout - (loop.time() - started), 0.0)
         message = attach_message(
             channel_id=grant.channel_id,
             role=ROLE_SERVER,
             token=grant.token,
             endpoint_instance_id=eid,
         )
-        await send_attach(dialed, message, remaining, path, opts.observer)
+        await send_attach(dialed, message, path, opts)
         secure = await server_handshake(
             path,
             dialed.ws,
