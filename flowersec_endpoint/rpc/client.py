@@ -18,15 +18,13 @@ from typing import Any
 from flowersec_endpoint.rpc.envelope import (
     MAX_SAFE_ID,
     Envelope,
-    EnvelopeError,
+    EnvelopeReader,
     MessageKind,
-    decode_envelope,
     encode_envelope,
 )
 from flowersec_endpoint.rpc.errors import CallError, RpcClosedError
 from flowersec_endpoint.rpc.framing import (
     MAX_FRAME_BYTES,
-    FrameDecoder,
     FrameStream,
     RpcFramingError,
     encode_frame,
@@ -34,8 +32,6 @@ from flowersec_endpoint.rpc.framing import (
 from flowersec_endpoint.rpc.observer import CallResult, RpcObserver, emit, result_of
 
 _log = logging.getLogger(__name__)
-
-MAX_BAD_FRAMES = 3
 
 NotifyHandler = Callable[[Any], object]
 
@@ -159,32 +155,24 @@ class RpcClient:
             raise RpcClosedError(f"rpc write failed: {exc}") from exc
 
     async def _read_loop(self) -> None:
-        decoder = FrameDecoder(self._max_frame_bytes)
-        bad = 0
+        envelopes = EnvelopeReader(self._max_frame_bytes, self._read_error)
         try:
             while True:
                 chunk = await self._stream.read()
                 if not chunk:
                     raise RpcClosedError("rpc stream ended")
-                for frame in decoder.feed(chunk):
-                    try:
-                        envelope = decode_envelope(frame)
-                    except EnvelopeError as exc:
-                        emit(self.observer, "client_frame_error", "read")
-                        bad += 1
-                        if bad >= MAX_BAD_FRAMES:
-                            raise RpcClosedError("too many invalid rpc frames") from exc
-                        _log.debug("invalid rpc frame skipped: %s", exc)
-                        continue
-                    bad = 0
+                for envelope in envelopes.feed(chunk):
                     await self._deliver(envelope)
         except RpcClosedError as exc:
             self._fail(exc)
         except RpcFramingError as exc:
-            emit(self.observer, "client_frame_error", "read")
+            self._read_error()
             self._fail(_closed("rpc framing error", exc))
         except Exception as exc:
             self._fail(_closed("rpc stream failed", exc))
+
+    def _read_error(self) -> None:
+        emit(self.observer, "client_frame_error", "read")
 
     async def _deliver(self, envelope: Envelope) -> None:
         kind = envelope.kind

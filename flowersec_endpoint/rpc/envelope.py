@@ -7,6 +7,8 @@ a missing number reads as 0 and a missing payload as ``null``.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -18,9 +20,14 @@ from flowersec_endpoint.encoding import (
     loads_object,
     read_int,
 )
+from flowersec_endpoint.rpc.errors import RpcClosedError
+from flowersec_endpoint.rpc.framing import FrameDecoder
+
+_log = logging.getLogger(__name__)
 
 UINT64_MAX = 2**64 - 1
 MAX_SAFE_ID = 2**53 - 1
+MAX_BAD_FRAMES = 3
 
 
 class EnvelopeError(DecodeError):
@@ -117,3 +124,36 @@ def _read_error(value: Any) -> WireError | None:
     if message is not None and not isinstance(message, str):
         raise DecodeError("error.message: expected a string")
     return WireError(read_int(value, "code", 0, UINT32_MAX), message)
+
+
+class EnvelopeReader:
+    """One stream's chunks in, envelopes out, with the Go reader's tolerance.
+
+    An invalid frame is skipped; the third in a row ends the stream, and
+    any good frame resets the count (mux-rpc.md §4.4). Caller and server
+    read by the same rule.
+    """
+
+    def __init__(self, max_frame_bytes: int, on_invalid: Callable[[], None]) -> None:
+        self._frames = FrameDecoder(max_frame_bytes)
+        self._on_invalid = on_invalid
+        self._bad = 0
+
+    def feed(self, chunk: bytes) -> Iterator[Envelope]:
+        """Yield the envelopes of the frames ``chunk`` completes, in order.
+
+        Raises :class:`RpcFramingError` on an oversized frame and
+        :class:`RpcClosedError` at the third invalid frame in a row.
+        """
+        for frame in self._frames.feed(chunk):
+            try:
+                envelope = decode_envelope(frame)
+            except EnvelopeError as exc:
+                self._on_invalid()
+                self._bad += 1
+                if self._bad >= MAX_BAD_FRAMES:
+                    raise RpcClosedError("too many invalid rpc frames") from exc
+                _log.debug("invalid rpc frame skipped: %s", exc)
+                continue
+            self._bad = 0
+            yield envelope

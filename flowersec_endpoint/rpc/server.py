@@ -16,10 +16,9 @@ from typing import Any
 
 from flowersec_endpoint.rpc.envelope import (
     Envelope,
-    EnvelopeError,
+    EnvelopeReader,
     MessageKind,
     WireError,
-    decode_envelope,
     encode_envelope,
 )
 from flowersec_endpoint.rpc.errors import (
@@ -30,7 +29,6 @@ from flowersec_endpoint.rpc.errors import (
 )
 from flowersec_endpoint.rpc.framing import (
     MAX_FRAME_BYTES,
-    FrameDecoder,
     FrameStream,
     RpcFramingError,
     encode_frame,
@@ -39,7 +37,6 @@ from flowersec_endpoint.rpc.observer import RpcObserver, emit, result_of
 
 _log = logging.getLogger(__name__)
 
-MAX_BAD_FRAMES = 3
 DEFAULT_MAX_CONCURRENCY = 64
 
 Handler = Callable[[Any], Awaitable[Any]]
@@ -118,32 +115,24 @@ class RpcServer:
         await asyncio.gather(*tasks)
 
     async def _read_loop(self, tasks: set[asyncio.Task[None]]) -> None:
-        decoder = FrameDecoder(self._max_frame_bytes)
-        bad = 0
+        envelopes = EnvelopeReader(self._max_frame_bytes, self._read_error)
         try:
             while True:
                 chunk = await self._stream.read()
                 if not chunk:
                     return
-                for frame in decoder.feed(chunk):
-                    try:
-                        envelope = decode_envelope(frame)
-                    except EnvelopeError as exc:
-                        emit(self.observer, "server_frame_error", "read")
-                        bad += 1
-                        if bad >= MAX_BAD_FRAMES:
-                            raise RpcClosedError("too many invalid rpc frames") from exc
-                        _log.debug("invalid rpc frame skipped: %s", exc)
-                        continue
-                    bad = 0
+                for envelope in envelopes.feed(chunk):
                     await self._dispatch(envelope, tasks)
         except RpcFramingError as exc:
-            emit(self.observer, "server_frame_error", "read")
+            self._read_error()
             raise RpcClosedError(f"rpc framing error: {exc}") from exc
         except RpcClosedError:
             raise
         except Exception as exc:
             raise RpcClosedError(f"rpc stream failed: {exc}") from exc
+
+    def _read_error(self) -> None:
+        emit(self.observer, "server_frame_error", "read")
 
     async def _dispatch(
         self, envelope: Envelope, tasks: set[asyncio.Task[None]]
