@@ -15,6 +15,7 @@ from typing import Any, TypedDict
 
 import aiohttp
 
+from flowersec_endpoint.e2ee.channel import default_keepalive_interval
 from flowersec_endpoint.encoding import UINT32_MAX
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.observer import ConnectObserver
@@ -26,7 +27,6 @@ DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024
 DEFAULT_CLOCK_SKEW = 30.0
 DEFAULT_MAX_STREAM_HELLO_BYTES = 8 * 1024
-KEEPALIVE_FLOOR = 0.5
 
 
 class CommonOptionArgs(TypedDict, total=False):
@@ -217,6 +217,4 @@ def tunnel_keepalive(explicit: float | None, idle_timeout_seconds: int) -> float
     """
     if explicit is not None:
         return explicit
-    if idle_timeout_seconds <= 0:
-        return 0.0
-    return max(idle_timeout_seconds / 2, KEEPALIVE_FLOOR)
+    return default_keepalive_interval(idle_timeout_seconds)
