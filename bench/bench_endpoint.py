@@ -26,11 +26,11 @@ from aiohttp import web
 
 from flowersec_endpoint.client import Client
 from flowersec_endpoint.connecting import connect_direct, connect_tunnel
+from flowersec_endpoint.demo.local import percentile, rpc_burst
 from flowersec_endpoint.demo.service import demo_server
 from flowersec_endpoint.encoding import b64u_encode
 from flowersec_endpoint.grants import DirectConnectInfo
 from flowersec_endpoint.loadgen.tunnelproc import SpawnedTunnel, spawn_tunnel
-from flowersec_endpoint.rpc.demo import DEMO_PING_TYPE_ID
 from flowersec_endpoint.serve import DirectChannel, Server, direct_handler, serve_tunnel
 from flowersec_endpoint.stack import Stream
 from flowersec_tunnel.issuer import mint_grant_pair, random_id
@@ -44,16 +44,11 @@ CHUNK = 64 * 1024
 Connector = Callable[[], Awaitable[Client]]
 
 
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[int((len(ordered) - 1) * p)]
-
-
 def _latency(seconds: list[float]) -> str:
-    ms = [s * 1000 for s in seconds]
+    ms = sorted(s * 1000 for s in seconds)
     return (
-        f"p50 {_pct(ms, 0.5):.2f} ms, p95 {_pct(ms, 0.95):.2f} ms, "
-        f"p99 {_pct(ms, 0.99):.2f} ms"
+        f"p50 {percentile(ms, 0.5):.2f} ms, p95 {percentile(ms, 0.95):.2f} ms, "
+        f"p99 {percentile(ms, 0.99):.2f} ms"
     )
 
 
@@ -86,20 +81,7 @@ async def measure_connects(channels: int, connector: Connector) -> None:
 
 async def measure_rpc(client: Client, calls: int, in_flight: int) -> None:
     """Ping calls on one connection with ``in_flight`` concurrent callers."""
-    latencies: list[float] = []
-    left = calls
-
-    async def worker() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            started = time.perf_counter()
-            await client.rpc.call(DEMO_PING_TYPE_ID, {}, timeout=10)
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    wall = time.perf_counter() - started
+    latencies, wall = await rpc_burst(client, calls, in_flight)
     print(
         f"  rpc x{calls}, {in_flight} in flight: {calls / wall:.0f} calls/s; "
         + _latency(latencies)
