@@ -558,16 +558,12 @@ async def accept_direct(
         await secure.close()
         await close_websocket(ws)
         raise
-
-    async def close_ws() -> None:
-        await close_websocket(ws)
-
     return Session(
         path=path,
         endpoint_instance_id=None,
         secure=secure,
         mux=mux,
-        close_socket=close_ws,
+        close_socket=partial(close_websocket, ws),
         keepalive_interval=0.0,
     )
 
