@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import ssl as _ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 import aiohttp
 
@@ -27,6 +27,8 @@ DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024
 DEFAULT_CLOCK_SKEW = 30.0
 DEFAULT_MAX_STREAM_HELLO_BYTES = 8 * 1024
+
+_T = TypeVar("_T")
 
 
 class CommonOptionArgs(TypedDict, total=False):
@@ -139,11 +141,14 @@ def build_options(path: Path, args: Mapping[str, Any]) -> Options:
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(unknown)}")
     defaults = Options()
+
+    def checked(check: Callable[[Path, str, Any], _T], name: str) -> _T:
+        return check(path, name, args.get(name, getattr(defaults, name)))
+
     keepalive = args.get("keepalive_interval")
     if keepalive is not None:
         keepalive = _timeout(path, "keepalive_interval", keepalive) or 0.0
-    skew = args.get("clock_skew", defaults.clock_skew)
-    skew_value = _timeout(path, "clock_skew", skew)
+    skew_value = checked(_timeout, "clock_skew")
     eid = args.get("endpoint_instance_id")
     if eid is not None and not isinstance(eid, str):
         raise _bad(path, "endpoint_instance_id must be a string")
@@ -152,38 +157,14 @@ def build_options(path: Path, args: Mapping[str, Any]) -> Options:
         raise _bad(path, "http_session must be an aiohttp.ClientSession")
     return Options(
         headers=_headers(path, args.get("headers")),
-        connect_timeout=_timeout(
-            path,
-            "connect_timeout",
-            args.get("connect_timeout", defaults.connect_timeout),
-        ),
-        handshake_timeout=_timeout(
-            path,
-            "handshake_timeout",
-            args.get("handshake_timeout", defaults.handshake_timeout),
-        ),
-        max_handshake_payload=_size(
-            path,
-            "max_handshake_payload",
-            args.get("max_handshake_payload", defaults.max_handshake_payload),
-        ),
-        max_record_bytes=_size(
-            path,
-            "max_record_bytes",
-            args.get("max_record_bytes", defaults.max_record_bytes),
-        ),
-        max_buffered_bytes=_size(
-            path,
-            "max_buffered_bytes",
-            args.get("max_buffered_bytes", defaults.max_buffered_bytes),
-        ),
+        connect_timeout=checked(_timeout, "connect_timeout"),
+        handshake_timeout=checked(_timeout, "handshake_timeout"),
+        max_handshake_payload=checked(_size, "max_handshake_payload"),
+        max_record_bytes=checked(_size, "max_record_bytes"),
+        max_buffered_bytes=checked(_size, "max_buffered_bytes"),
         keepalive_interval=keepalive,
-        client_features=_features(
-            path, "client_features", args.get("client_features", 0)
-        ),
-        server_features=_features(
-            path, "server_features", args.get("server_features", 0)
-        ),
+        client_features=checked(_features, "client_features"),
+        server_features=checked(_features, "server_features"),
         clock_skew=skew_value or DEFAULT_CLOCK_SKEW,
         endpoint_instance_id=eid,
         ssl=args.get("ssl"),
