@@ -8,11 +8,10 @@ apply them in the reference's order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 
-from flowersec_endpoint.e2ee.errors import E2EEError, handshake_failed
+from flowersec_endpoint.e2ee.errors import handshake_failed
 from flowersec_endpoint.encoding import (
     INT8_MAX,
     INT16_MAX,
@@ -25,17 +24,6 @@ from flowersec_endpoint.encoding import (
 )
 
 UINT64_MAX = 2**64 - 1
-
-
-def _load(payload: bytes, what: str) -> dict[str, Any]:
-    try:
-        return loads_object(payload)
-    except DecodeError as exc:
-        raise handshake_failed(f"{what}: {exc}") from exc
-
-
-def _wrap(exc: DecodeError, what: str) -> E2EEError:
-    return handshake_failed(f"{what}: {exc}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +55,8 @@ class E2EEInit:
     @classmethod
     def parse(cls, payload: bytes) -> E2EEInit:
         """Decode an init payload; raises :class:`E2EEError`."""
-        obj = _load(payload, "init")
         try:
+            obj = loads_object(payload)
             return cls(
                 channel_id=read_str(obj, "channel_id"),
                 role=read_int(obj, "role", 0, INT8_MAX),
@@ -79,7 +67,7 @@ class E2EEInit:
                 client_features=read_int(obj, "client_features", 0, UINT32_MAX),
             )
         except DecodeError as exc:
-            raise _wrap(exc, "init") from exc
+            raise handshake_failed(f"init: {exc}") from exc
 
     def fingerprint(self) -> bytes:
         """SHA-256 of the seven parsed fields, the server cache key (§12).
@@ -115,8 +103,8 @@ class E2EEResp:
     @classmethod
     def parse(cls, payload: bytes) -> E2EEResp:
         """Decode a resp payload; raises :class:`E2EEError`."""
-        obj = _load(payload, "resp")
         try:
+            obj = loads_object(payload)
             return cls(
                 handshake_id=read_str(obj, "handshake_id"),
                 server_eph_pub_b64u=read_str(obj, "server_eph_pub_b64u"),
@@ -124,7 +112,7 @@ class E2EEResp:
                 server_features=read_int(obj, "server_features", 0, UINT32_MAX),
             )
         except DecodeError as exc:
-            raise _wrap(exc, "resp") from exc
+            raise handshake_failed(f"resp: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +136,12 @@ class E2EEAck:
     @classmethod
     def parse(cls, payload: bytes) -> E2EEAck:
         """Decode an ack payload; raises :class:`E2EEError`."""
-        obj = _load(payload, "ack")
         try:
+            obj = loads_object(payload)
             return cls(
                 handshake_id=read_str(obj, "handshake_id"),
                 timestamp_unix_s=read_int(obj, "timestamp_unix_s", 0, UINT64_MAX),
                 auth_tag_b64u=read_str(obj, "auth_tag_b64u"),
             )
         except DecodeError as exc:
-            raise _wrap(exc, "ack") from exc
+            raise handshake_failed(f"ack: {exc}") from exc
