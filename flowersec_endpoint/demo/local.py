@@ -16,7 +16,7 @@ import time
 
 from flowersec_endpoint.client import Client
 from flowersec_endpoint.connecting import connect_tunnel
-from flowersec_endpoint.demo.service import demo_server, run_exchange
+from flowersec_endpoint.demo.service import CALL_TIMEOUT, demo_server, run_exchange
 from flowersec_endpoint.loadgen.tunnelproc import spawn_tunnel
 from flowersec_endpoint.rpc.demo import DEMO_PING_TYPE_ID
 from flowersec_endpoint.serve import serve_tunnel
@@ -26,7 +26,6 @@ from flowersec_tunnel.keys import IssuerKey
 DEMO_KID = "demo"
 DEMO_AUD = "flowersec-tunnel:demo"
 DEMO_ISS = "issuer-demo"
-CALL_TIMEOUT = 5.0
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
