@@ -16,17 +16,18 @@ from typing import Any, TypedDict, TypeVar
 import aiohttp
 
 from flowersec_endpoint.e2ee.channel import default_keepalive_interval
+from flowersec_endpoint.e2ee.constants import (
+    DEFAULT_CLOCK_SKEW,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED_BYTES,
+    DEFAULT_MAX_HANDSHAKE_PAYLOAD,
+    DEFAULT_MAX_RECORD_BYTES,
+)
 from flowersec_endpoint.encoding import UINT32_MAX
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.observer import ConnectObserver
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_HANDSHAKE_TIMEOUT = 10.0
-DEFAULT_MAX_HANDSHAKE_PAYLOAD = 8 * 1024
-DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
-DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024
-DEFAULT_CLOCK_SKEW = 30.0
-DEFAULT_MAX_STREAM_HELLO_BYTES = 8 * 1024
 
 _T = TypeVar("_T")
 

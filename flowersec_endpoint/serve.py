@@ -25,18 +25,19 @@ from aiohttp import hdrs, web
 
 from flowersec_endpoint.attach import ROLE_SERVER, attach_message
 from flowersec_endpoint.dial import dial, send_attach
+from flowersec_endpoint.e2ee.constants import (
+    DEFAULT_CLOCK_SKEW,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED_BYTES,
+    DEFAULT_MAX_HANDSHAKE_PAYLOAD,
+    DEFAULT_MAX_RECORD_BYTES,
+)
 from flowersec_endpoint.e2ee.errors import RecordFailure, SecureChannelError
 from flowersec_endpoint.e2ee.messages import E2EEInit
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.grants import ChannelInitGrant
 from flowersec_endpoint.inputs import check_suite, decode_psk, endpoint_instance_id
 from flowersec_endpoint.options import (
-    DEFAULT_CLOCK_SKEW,
-    DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_MAX_BUFFERED_BYTES,
-    DEFAULT_MAX_HANDSHAKE_PAYLOAD,
-    DEFAULT_MAX_RECORD_BYTES,
-    DEFAULT_MAX_STREAM_HELLO_BYTES,
     ServerOptionArgs,
     build_options,
     resolve_origin,
@@ -53,7 +54,11 @@ from flowersec_endpoint.stack import (
     server_handshake_resolved,
     start_mux,
 )
-from flowersec_endpoint.streamhello import DEFAULT_HELLO_TIMEOUT, HelloAcceptor
+from flowersec_endpoint.streamhello import (
+    DEFAULT_HELLO_TIMEOUT,
+    DEFAULT_MAX_HELLO_BYTES,
+    HelloAcceptor,
+)
 from flowersec_endpoint.transport import close_websocket, websocket_message_limit
 from flowersec_endpoint.yamux import Reason, YamuxConfig, YamuxError
 from flowersec_tunnel.origin import OriginPolicy
@@ -70,7 +75,7 @@ class Session(Connection):
 
     async def accept_stream_hello(
         self,
-        max_hello_bytes: int = DEFAULT_MAX_STREAM_HELLO_BYTES,
+        max_hello_bytes: int = DEFAULT_MAX_HELLO_BYTES,
         timeout: float | None = None,
     ) -> tuple[str, Stream]:
         """Accept the next stream and read its hello; return ``(kind, stream)``.
@@ -80,7 +85,7 @@ class Session(Connection):
         ``rpc/stream_hello_failed``; the session keeps going.
         """
         if max_hello_bytes <= 0:
-            max_hello_bytes = DEFAULT_MAX_STREAM_HELLO_BYTES
+            max_hello_bytes = DEFAULT_MAX_HELLO_BYTES
         try:
             stream = await self.mux.accept_stream()
         except Exception as exc:
@@ -154,7 +159,7 @@ class Server:
         *,
         rpc_register: RpcRegister | None = None,
         rpc_kind: str = "rpc",
-        max_stream_hello_bytes: int = DEFAULT_MAX_STREAM_HELLO_BYTES,
+        max_stream_hello_bytes: int = DEFAULT_MAX_HELLO_BYTES,
         hello_timeout: float | None = DEFAULT_HELLO_TIMEOUT,
         on_error: ErrorReporter | None = None,
         rpc_max_frame_bytes: int = MAX_FRAME_BYTES,
