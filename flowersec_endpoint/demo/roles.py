@@ -20,6 +20,7 @@ from aiohttp import web
 
 from flowersec_endpoint.connecting import connect, connect_direct
 from flowersec_endpoint.demo.service import demo_server, run_exchange
+from flowersec_endpoint.e2ee.constants import FEATURE_REKEY
 from flowersec_endpoint.encoding import DecodeError, b64u_encode, loads_object
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
 from flowersec_endpoint.grants import (
@@ -129,7 +130,8 @@ async def run_direct_server(args: argparse.Namespace) -> int:
             channel=channel,
             allowed_origins=args.allow_origin,
             settings=DirectSettings(
-                handshake_timeout=DIRECT_HANDSHAKE_TIMEOUT, server_features=1
+                handshake_timeout=DIRECT_HANDSHAKE_TIMEOUT,
+                server_features=FEATURE_REKEY,
             ),
         ),
     )
