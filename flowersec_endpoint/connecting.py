@@ -86,7 +86,6 @@ async def connect_tunnel(
             psk=psk,
             suite=suite,
             options=opts,
-            map_attach_reasons=True,
         )
     except BaseException:
         await dialed.close()
@@ -135,7 +134,6 @@ async def connect_direct(
             psk=psk,
             suite=suite,
             options=opts,
-            map_attach_reasons=False,
         )
     except BaseException:
         await dialed.close()

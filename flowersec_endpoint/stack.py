@@ -89,9 +89,12 @@ async def client_handshake(
     psk: bytes,
     suite: int,
     options: Options,
-    map_attach_reasons: bool,
 ) -> SecureChannel:
-    """Run the initiator handshake (api.md §2.1 step 12)."""
+    """Run the initiator handshake (api.md §2.1 step 12).
+
+    On the tunnel path a close with an attach rejection reason becomes
+    ``tunnel/attach/<reason>``.
+    """
     started = time.monotonic()
     try:
         secure = await e2ee_client_handshake(
@@ -112,7 +115,7 @@ async def client_handshake(
     except FlowersecError as exc:
         elapsed = time.monotonic() - started
         emit(options.observer, "on_handshake", path, "fail", str(exc.code), elapsed)
-        closed = _closed_cause(exc) if map_attach_reasons else None
+        closed = _closed_cause(exc) if path is Path.TUNNEL else None
         code = rejection_code(closed.reason) if closed is not None else None
         if code is None:
             raise
