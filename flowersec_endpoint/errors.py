@@ -106,7 +106,3 @@ class FlowersecError(Exception):
         super().__init__(f"{self.path} {self.stage} ({self.code}): {detail}")
         if cause is not None:
             self.__cause__ = cause
-
-    def with_path(self, path: Path) -> FlowersecError:
-        """Return a copy reported under another path (for ``auto`` connects)."""
-        return FlowersecError(path, self.stage, self.code, self.message, self.cause)
