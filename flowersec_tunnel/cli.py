@@ -24,6 +24,7 @@ from .config import ConfigError, TunnelConfig
 from .jsonfile import dumps_json
 from .keys import IssuerKey, KeyFileError, load_keyset, write_issuer_key, write_keyset
 from .logs import configure, get_logger
+from .sdnotify import SystemdHooks
 from .server import TunnelServer
 
 DEV_KID = "dev"
@@ -37,7 +38,8 @@ class Lifecycle:
     on_drain: list[Callable[[], None]] = field(default_factory=list)
 
 
-LIFECYCLE = Lifecycle()
+_SYSTEMD = SystemdHooks()
+LIFECYCLE = Lifecycle(on_ready=[_SYSTEMD.ready], on_drain=[_SYSTEMD.draining])
 
 
 def _fail(message: str) -> int:
