@@ -128,9 +128,6 @@ async def _datagrams(sock: socket.socket, want: bytes, timeout: float = 10) -> N
             await asyncio.sleep(0.02)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the sd_notify hook is not yet wired into cli.py"
-)
 async def test_systemd_unit_lifecycle(
     unit_parser: Callable[[Path], list[tuple[str, str, str]]],
     env_file_parser: Callable[[Path], dict[str, str]],
