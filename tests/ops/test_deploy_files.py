@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -49,7 +50,10 @@ def _files(*suffixes: str) -> list[Path]:
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name)
+    """The checker on PATH or beside this interpreter (pip-installed ones)."""
+    path = shutil.which(name) or shutil.which(
+        name, path=str(Path(sys.executable).parent)
+    )
     if path is None:
         pytest.skip(f"{name} is not installed")
     return path
