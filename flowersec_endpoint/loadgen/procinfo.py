@@ -7,18 +7,10 @@ report leaves the figures out.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import resource
-import sys
 from dataclasses import dataclass, field
 from typing import Any
-
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
-LARGE_BUFFER_MMAP_THRESHOLD = 4 * 1024 * 1024
-LARGE_BUFFER_TRIM_THRESHOLD = 32 * 1024 * 1024
 
 
 def read_rss_bytes(pid: int) -> int | None:
@@ -42,29 +34,6 @@ def read_cpu_seconds(pid: int) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def keep_large_buffers_on_heap() -> bool:
-    """Stop glibc from mapping fresh pages for every 1 MiB message buffer.
-
-    By default glibc serves each allocation of 128 KiB or more with new
-    ``mmap`` pages (and, once its threshold adapts, trims the heap top after
-    every burst), so every large WebSocket message costs page faults and
-    zeroing in aiohttp's frame reader and writer. Serving up to 4 MiB from
-    the heap and keeping up to 32 MiB of free heap top measured about half
-    the CPU per relayed MiB, in this tool's processes and in the tunnel.
-    Returns False where the C library is not glibc (nothing is changed).
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(
-        mallopt(M_MMAP_THRESHOLD, LARGE_BUFFER_MMAP_THRESHOLD)
-        and mallopt(M_TRIM_THRESHOLD, LARGE_BUFFER_TRIM_THRESHOLD)
-    )
 
 
 def raise_nofile(wanted: int) -> int:

@@ -28,7 +28,7 @@ from flowersec_endpoint.grants import ChannelInitGrant
 from flowersec_endpoint.loadgen.attempt import describe
 from flowersec_endpoint.loadgen.config import LoadConfig
 from flowersec_endpoint.loadgen.minting import minter_for
-from flowersec_endpoint.loadgen.procinfo import ProcessTrack, keep_large_buffers_on_heap
+from flowersec_endpoint.loadgen.procinfo import ProcessTrack
 from flowersec_endpoint.loadgen.report import environment
 from flowersec_endpoint.loadgen.run import RunFailed
 from flowersec_endpoint.loadgen.runtime import run_on_uvloop
@@ -40,6 +40,7 @@ from flowersec_endpoint.loadgen.wire import (
     receive_binary,
     send_attach,
 )
+from flowersec_tunnel.app import keep_large_buffers_on_heap
 
 MIB = 1024 * 1024
 MB = 1_000_000
