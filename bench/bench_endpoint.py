@@ -30,11 +30,11 @@ from flowersec_endpoint.demo.local import percentile, rpc_burst
 from flowersec_endpoint.demo.service import demo_server
 from flowersec_endpoint.encoding import b64u_encode
 from flowersec_endpoint.grants import DirectConnectInfo
-from flowersec_endpoint.loadgen.tunnelproc import SpawnedTunnel, spawn_tunnel
 from flowersec_endpoint.serve import DirectChannel, Server, direct_handler, serve_tunnel
 from flowersec_endpoint.stack import Stream
 from flowersec_tunnel.issuer import mint_grant_pair, random_id
 from flowersec_tunnel.keys import IssuerKey
+from flowersec_tunnel.spawn import SpawnedTunnel, spawn_tunnel
 
 ORIGIN = "http://127.0.0.1"
 AUD = "flowersec-tunnel:bench"

@@ -15,9 +15,9 @@ import sys
 from collections.abc import Sequence
 
 from flowersec_endpoint.errors import FlowersecError
-from flowersec_endpoint.loadgen.tunnelproc import TunnelStartError
 from flowersec_endpoint.rpc import CallError, RpcClosedError
 from flowersec_endpoint.yamux import YamuxError
+from flowersec_tunnel.spawn import TunnelStartError
 
 ORIGIN_ENV = "FSEC_ORIGIN"
 DEFAULT_LOCAL_ORIGIN = "http://127.0.0.1"

@@ -17,11 +17,11 @@ import time
 from flowersec_endpoint.client import Client
 from flowersec_endpoint.connecting import connect_tunnel
 from flowersec_endpoint.demo.service import CALL_TIMEOUT, demo_server, run_exchange
-from flowersec_endpoint.loadgen.tunnelproc import spawn_tunnel
 from flowersec_endpoint.rpc.demo import DEMO_PING_TYPE_ID
 from flowersec_endpoint.serve import serve_tunnel
 from flowersec_tunnel.issuer import mint_grant_pair, random_id
 from flowersec_tunnel.keys import IssuerKey
+from flowersec_tunnel.spawn import spawn_tunnel
 
 DEMO_KID = "demo"
 DEMO_AUD = "flowersec-tunnel:demo"

@@ -28,7 +28,7 @@ from flowersec_endpoint.loadgen.minting import issuer_key
 from flowersec_endpoint.loadgen.procinfo import raise_nofile
 from flowersec_endpoint.loadgen.run import RunFailed, run_scheduled
 from flowersec_endpoint.loadgen.throughput import run_throughput
-from flowersec_endpoint.loadgen.tunnelproc import (
+from flowersec_tunnel.spawn import (
     SpawnedTunnel,
     TunnelStartError,
     spawn_tunnel,

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from flowersec_endpoint.loadgen.tunnelproc import SpawnedTunnel, spawn_tunnel
 from flowersec_tunnel.issuer import GrantPair, mint_grant_pair, random_id
 from flowersec_tunnel.keys import IssuerKey
+from flowersec_tunnel.spawn import SpawnedTunnel, spawn_tunnel
 
 ORIGIN = "http://127.0.0.1"
 AUD = "flowersec-tunnel:e2e"

@@ -15,7 +15,6 @@ from flowersec_endpoint.connecting import connect, connect_tunnel
 from flowersec_endpoint.demo.service import demo_server, run_exchange
 from flowersec_endpoint.encoding import b64u_encode
 from flowersec_endpoint.errors import Code, FlowersecError, Path, Stage
-from flowersec_endpoint.loadgen.tunnelproc import SpawnedTunnel
 from flowersec_endpoint.rpc import (
     CallError,
     Router,
@@ -29,6 +28,7 @@ from flowersec_endpoint.stack import Stream
 from flowersec_endpoint.yamux import Reason, YamuxError
 from flowersec_tunnel.issuer import GrantPair, mint_grant_pair
 from flowersec_tunnel.keys import IssuerKey
+from flowersec_tunnel.spawn import SpawnedTunnel
 
 ORIGIN = "http://127.0.0.1"
 Mint = Callable[..., GrantPair]

@@ -1,10 +1,10 @@
-"""Start ``flowersec-tunnel`` as a child process for a one-command benchmark.
+"""Start ``flowersec-tunnel`` as a child process (demo, load generator, tests).
 
-The tunnel gets a keyset holding the load generator's issuer public key and
-the same audience, issuer and allowed Origin, so the grants the load
-generator mints are accepted. Its log goes to a file next to the keyset,
-keeping the load generator's own stderr for progress lines; both are
-removed when the tunnel stops, and the log's tail is shown if it failed.
+The tunnel gets a keyset holding the caller's issuer public key and the
+same audience, issuer and allowed Origin, so the grants the caller mints
+are accepted. Its log goes to a file next to the keyset, keeping the
+caller's own stderr for its output; both are removed when the tunnel
+stops, and the log's tail is shown if it failed.
 """
 
 from __future__ import annotations
