@@ -128,9 +128,9 @@ def install(
 
     Must run right after ``prepare()``, before any frame arrived; bytes a
     client pipelined behind its upgrade request are not carried over (the
-    reference drops such connections). The HTTP parser, idle from now on
-    but kept by aiohttp until the socket closes, is dropped (about 700
-    bytes per connection).
+    reference drops such connections). The HTTP parser and request queue,
+    idle from now on but kept by aiohttp until the socket closes, are
+    dropped or shrunk (about 1.4 KB per connection).
     """
     loop = asyncio.get_running_loop()
     protocol = request.protocol
@@ -140,3 +140,4 @@ def install(
     ws._parser = parser
     protocol._payload_parser = parser
     protocol._parser = None
+    protocol._messages = _Fifo()  # type: ignore[assignment]
