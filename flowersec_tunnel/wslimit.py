@@ -130,7 +130,8 @@ def install(
     client pipelined behind its upgrade request are not carried over (the
     reference drops such connections). The HTTP parser and request queue,
     idle from now on but kept by aiohttp until the socket closes, are
-    dropped or shrunk (about 1.4 KB per connection).
+    dropped or shrunk, and so are the 101 response's sent headers (about
+    1.7 KB per connection).
     """
     loop = asyncio.get_running_loop()
     protocol = request.protocol
@@ -141,3 +142,4 @@ def install(
     protocol._payload_parser = parser
     protocol._parser = None
     protocol._messages = _Fifo()  # type: ignore[assignment]
+    ws._headers = type(ws.headers)()
