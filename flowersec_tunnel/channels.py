@@ -212,7 +212,9 @@ class Channel:
         self.state = ChannelState.WAITING
         self.slots: list[Endpoint | None] = [None, None, None]
         """Indexed by role (index 0 unused), so the peer is ``slots[3 - role]``."""
-        self.limiters = limiters or (RateLimiter(), RateLimiter(), RateLimiter())
+        self.limiters = limiters
+        """Replacement limiters by role, made at the first replacement: most
+        channels never see one, and three limiters cost about 250 bytes."""
 
     def endpoints(self) -> Iterator[Endpoint]:
         """The endpoints currently in the slots."""
@@ -314,10 +316,12 @@ class Hub:
         ep.admitted_at = now
 
     def _replace(self, old: Channel, ep: Endpoint, now: float) -> Admitted:
-        if not old.limiters[ep.role].allow(now, self.limits.replace):
+        limiters = old.limiters or (RateLimiter(), RateLimiter(), RateLimiter())
+        old.limiters = limiters
+        if not limiters[ep.role].allow(now, self.limits.replace):
             raise AttachRejected(Reject.REPLACE_RATE_LIMITED, "replacement refused")
         evicted = self._close(old, End.REPLACED)
-        ch = Channel(old.channel_id, old.init_exp, old.idle_timeout, now, old.limiters)
+        ch = Channel(old.channel_id, old.init_exp, old.idle_timeout, now, limiters)
         self.channels[ch.channel_id] = ch
         self._place(ch, ep, now)
         return Admitted(Admission.REPLACED, ch, evicted)
