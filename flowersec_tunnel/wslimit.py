@@ -10,7 +10,8 @@ data message is held to the attach limit and every later one to the
 record limit. An attach over 8 KiB thus gets 1009 as in the reference, and
 a connection that never attaches holds at most 8 KiB of partial message.
 The Python parser costs about two microseconds per message more than the
-compiled one.
+compiled one. The same step releases what aiohttp keeps for the socket's
+life but a WebSocket no longer uses (:func:`install`; docs/BENCHMARKS.md).
 
 This touches aiohttp internals (``WebSocketResponse._reader``/``_parser`` and
 the request protocol's payload parser); :func:`check_support` runs at start
@@ -22,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, web, web_protocol
 from aiohttp._websocket import reader_py
 
 QUEUE_LIMIT = 2**16
@@ -115,8 +116,11 @@ def check_support() -> None:
     """
     names = reader_py.WebSocketReader.__init__.__code__.co_varnames
     needed = ("_parser", "_writer", "_set_closed")
-    if "max_msg_size" not in names or not all(
-        hasattr(web.WebSocketResponse, name) for name in needed
+    slots = ("_messages", "_parser", "_payload_parser")
+    if (
+        "max_msg_size" not in names
+        or not all(hasattr(web.WebSocketResponse, name) for name in needed)
+        or not all(hasattr(web_protocol.RequestHandler, name) for name in slots)
     ):
         raise RuntimeError("unsupported aiohttp version for message limits")
 
@@ -131,7 +135,8 @@ def install(
     reference drops such connections). The HTTP parser and request queue,
     idle from now on but kept by aiohttp until the socket closes, are
     dropped or shrunk, and so are the 101 response's sent headers and the
-    request's cached properties and route match (about 2 KB per connection).
+    request's cached properties and route match (with the list-based
+    queue, about 3.8 KB of RSS per connection).
     """
     loop = asyncio.get_running_loop()
     protocol = request.protocol
