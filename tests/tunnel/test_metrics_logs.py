@@ -36,11 +36,13 @@ async def test_series_for_a_channel_life(start_tunnel: StartTunnel) -> None:
     assert sample(tun, "flowersec_tunnel_encrypted_total") == 1
     newcomer = await tun.attach("chan-m", 1)
     await tun.closed_with(client)
+    replaced = 'flowersec_tunnel_close_total{reason="replaced"}'
+    await tun.wait_for(lambda: sample(tun, replaced) == 1)
     assert sample(tun, 'flowersec_tunnel_replace_total{result="ok"}') == 1
-    assert sample(tun, 'flowersec_tunnel_close_total{reason="replaced"}') == 1
     await newcomer.close()
     await tun.wait_for(lambda: not tun.server.runtime.hub.channels)
-    assert sample(tun, 'flowersec_tunnel_close_total{reason="peer_closed"}') == 1
+    peer_closed = 'flowersec_tunnel_close_total{reason="peer_closed"}'
+    await tun.wait_for(lambda: sample(tun, peer_closed) == 1)
     await tun.wait_for(lambda: sample(tun, "flowersec_tunnel_connections") == 0)
     assert sample(tun, "flowersec_tunnel_channels") == 0
 
