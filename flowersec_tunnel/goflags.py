@@ -300,6 +300,8 @@ class _Flag:
 class _GoValue(argparse.Action):
     """Store a converted value; a bad value is a Go-style usage error."""
 
+    invalid = "invalid value {value} for flag -{name}: parse error"
+
     def __init__(self, *args: Any, convert: Callable[[str], Any], **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.convert = convert
@@ -316,31 +318,17 @@ class _GoValue(argparse.Action):
             value = self.convert(values)
         except ValueError:
             name = self.dest.replace("_", "-")
-            parser.error(
-                f"invalid value {_quote(values)} for flag -{name}: parse error"
-            )
+            parser.error(self.invalid.format(value=_quote(values), name=name))
         setattr(namespace, self.dest, value)
 
 
-class _GoBool(argparse.Action):
+class _GoBool(_GoValue):
     """A boolean flag; the normaliser always hands it an explicit value."""
 
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: str | Sequence[Any] | None,
-        option_string: str | None = None,
-    ) -> None:
-        assert isinstance(values, str)
-        try:
-            value = parse_bool(values)
-        except ValueError:
-            name = self.dest.replace("_", "-")
-            parser.error(
-                f"invalid boolean value {_quote(values)} for -{name}: parse error"
-            )
-        setattr(namespace, self.dest, value)
+    invalid = "invalid boolean value {value} for -{name}: parse error"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, convert=parse_bool, **kwargs)
 
 
 class _GoAppend(argparse.Action):
