@@ -277,10 +277,12 @@ async def _relay(rt: TunnelRuntime, conn: Connection) -> None:
     hub = rt.hub
     clock = asyncio.get_running_loop().time
     reason: End
+    torn_down = False
     while True:
         msg = await ws.receive()
         if conn.end_reason is not None:
-            return
+            reason, torn_down = conn.end_reason, True
+            break
         kind = msg.type
         if kind is WSMsgType.BINARY:
             data: bytes = msg.data
@@ -294,8 +296,10 @@ async def _relay(rt: TunnelRuntime, conn: Connection) -> None:
             try:
                 await _send(cast(Connection, peer), data)
             except ConnectionError:
-                if conn.end_reason is not None or peer.end_reason is not None:
-                    return
+                ended = conn.end_reason or peer.end_reason
+                if ended is not None:
+                    reason, torn_down = ended, True
+                    break
                 reason = End.WRITE_ERROR
                 break
             continue
@@ -311,7 +315,11 @@ async def _relay(rt: TunnelRuntime, conn: Connection) -> None:
         else:
             reason = End.PEER_CLOSED
         break
-    _end(rt, conn, reason)
+    if not torn_down:
+        _end(rt, conn, reason)
+    # Closed here even when another endpoint's teardown already started a
+    # background close: once this handler returns aiohttp may drop the
+    # socket, and the close frame must not lose that race.
     await close_socket(
         ws, conn.transport, END_CODES[reason], reason.value, rt.config.close_timeout
     )
