@@ -48,6 +48,7 @@ class Harness:
         self.server = server
         self.key = key
         self.session = session
+        self._init_exp: dict[str, int] = {}
 
     @property
     def url(self) -> str:
@@ -72,7 +73,10 @@ class Harness:
         key: IssuerKey | None = None,
     ) -> str:
         now = int(time.time())
-        init = now + 120 if init_exp is None else init_exp
+        # One init window per channel, as a control plane mints it: a token
+        # minted a second later must not carry another init_exp.
+        default_init = self._init_exp.setdefault(channel_id, now + 120)
+        init = default_init if init_exp is None else init_exp
         payload = TokenPayload(
             kid="",
             aud=aud,
